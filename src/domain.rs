@@ -1,0 +1,243 @@
+//! Domain names from the list, normalised to the form mail servers compare literally.
+//!
+//! Postfix and Exim match table keys byte for byte: `Bits.no.` or `bücher.no` would never match the
+//! `bits.no` / `xn--bcher-kva.no` a remote server presents, so every domain is lower-cased, stripped of a
+//! trailing dot and converted to its A-label (punycode) form. Anything that is not a plain host name of at
+//! least two LDH labels is refused: the value ends up as a key in config files, so strictness here is what
+//! keeps a hostile list from writing anything but a domain.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A validated, normalised domain: lower-case A-labels, letters/digits/hyphens, 2+ labels, ≤ 253 octets.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Domain(String);
+
+/// Why a value is not a usable domain. The messages complete the sentence "domain `x` …".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    #[error("is empty")]
+    Empty,
+    #[error("is a wildcard; wildcards are accepted only when subdomains are enabled")]
+    Wildcard,
+    #[error("is an e-mail address, not a domain")]
+    Address,
+    #[error("has a character that is not allowed in a host name")]
+    BadCharacter,
+    #[error("is not a valid internationalised domain name")]
+    Idna,
+    #[error("has an empty label")]
+    EmptyLabel,
+    #[error("has a label longer than 63 characters")]
+    LabelTooLong,
+    #[error("is longer than 253 characters")]
+    TooLong,
+    #[error("has a label that starts or ends with a hyphen")]
+    Hyphen,
+    #[error("needs at least two labels (like `example.no`)")]
+    SingleLabel,
+    #[error("is an IP address or ends in a numeric label")]
+    Numeric,
+}
+
+/// How lenient the parser is about wildcards (`*.example.no`, `.example.no`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DomainRules {
+    /// Accept wildcard forms and read them as the domain itself; only sensible when every output also
+    /// covers subdomains.
+    pub allow_wildcards: bool,
+}
+
+impl Domain {
+    /// Normalises and validates one domain as written in the list.
+    pub fn parse(raw: &str, rules: DomainRules) -> Result<Domain, DomainError> {
+        let mut s = raw.trim_matches(|c: char| c.is_whitespace() || c == '\u{FEFF}');
+        if let Some(rest) = strip_prefix_ignore_case(s, "mailto:") {
+            s = rest;
+        }
+        s = s.strip_prefix('@').unwrap_or(s);
+        s = s.strip_suffix('.').unwrap_or(s);
+        if s.is_empty() {
+            return Err(DomainError::Empty);
+        }
+        if s.contains('@') {
+            return Err(DomainError::Address);
+        }
+        let wildcard = s.strip_prefix("*.").or_else(|| s.strip_prefix('.'));
+        if let Some(rest) = wildcard {
+            if !rules.allow_wildcards {
+                return Err(DomainError::Wildcard);
+            }
+            s = rest;
+        }
+        // ASCII outside letters, digits, hyphen and dot is refused before IDNA processing, which would
+        // otherwise accept `_`, `*` or `/` in some modes.
+        if s.chars().any(|c| c.is_ascii() && !(c.is_ascii_alphanumeric() || c == '-' || c == '.')) {
+            return Err(DomainError::BadCharacter);
+        }
+        let ascii = if s.is_ascii() {
+            s.to_ascii_lowercase()
+        } else {
+            idna::domain_to_ascii_cow(s.as_bytes(), idna::AsciiDenyList::STD3)
+                .map_err(|_| DomainError::Idna)?
+                .into_owned()
+        };
+        // UTS 46 maps some characters to a dot (e.g. U+3002), so the trailing-dot rule applies again.
+        let ascii = ascii.strip_suffix('.').unwrap_or(&ascii).to_string();
+        check_ldh(&ascii)?;
+        Ok(Domain(ascii))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The Unicode form of an A-label domain, for display; `None` when it has no A-labels.
+    pub fn unicode(&self) -> Option<String> {
+        if !self.0.split('.').any(|l| l.starts_with("xn--")) {
+            return None;
+        }
+        let (u, result) = idna::domain_to_unicode(&self.0);
+        result.ok().map(|_| u)
+    }
+}
+
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+}
+
+/// The host-name rules of RFC 1123 applied to the A-label form.
+fn check_ldh(s: &str) -> Result<(), DomainError> {
+    if s.is_empty() {
+        return Err(DomainError::Empty);
+    }
+    if s.len() > 253 {
+        return Err(DomainError::TooLong);
+    }
+    let labels: Vec<&str> = s.split('.').collect();
+    for label in &labels {
+        if label.is_empty() {
+            return Err(DomainError::EmptyLabel);
+        }
+        if label.len() > 63 {
+            return Err(DomainError::LabelTooLong);
+        }
+        if !label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            return Err(DomainError::BadCharacter);
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(DomainError::Hyphen);
+        }
+    }
+    if labels.len() < 2 {
+        return Err(DomainError::SingleLabel);
+    }
+    if labels.last().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit())) {
+        return Err(DomainError::Numeric);
+    }
+    Ok(())
+}
+
+impl fmt::Display for Domain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for Domain {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<Domain> for String {
+    fn from(d: Domain) -> String {
+        d.0
+    }
+}
+
+impl TryFrom<String> for Domain {
+    type Error = String;
+    /// Used when reading our own files (state): the value must already be in normal form.
+    fn try_from(s: String) -> Result<Domain, String> {
+        match Domain::parse(&s, DomainRules::default()) {
+            Ok(d) if d.0 == s => Ok(d),
+            Ok(d) => Err(format!("domain `{s}` is not in normal form (expected `{d}`)")),
+            Err(e) => Err(format!("domain `{}` {e}", crate::sanitize::excerpt(&s, 80))),
+        }
+    }
+}
+
+/// Whether a string is exactly what [`Domain::parse`] produces; used by tests and by output checks.
+pub fn is_normalised(s: &str) -> bool {
+    check_ldh(s).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(raw: &str) -> String {
+        Domain::parse(raw, DomainRules::default()).unwrap().to_string()
+    }
+    fn err(raw: &str) -> DomainError {
+        Domain::parse(raw, DomainRules::default()).unwrap_err()
+    }
+
+    #[test]
+    fn normalises_case_dots_prefixes_and_space() {
+        assert_eq!(ok("  Bits.NO. "), "bits.no");
+        assert_eq!(ok("@fno.no"), "fno.no");
+        assert_eq!(ok("MAILTO:post.example.no"), "post.example.no");
+        assert_eq!(ok("\u{FEFF}dnb.no"), "dnb.no");
+    }
+
+    #[test]
+    fn idn_becomes_a_label() {
+        assert_eq!(ok("bücher.no"), "xn--bcher-kva.no");
+        assert_eq!(ok("SØR-bank.no"), "xn--sr-bank-q1a.no");
+        assert_eq!(ok("xn--bcher-kva.no"), "xn--bcher-kva.no");
+        let d = Domain::parse("blåbær.no", DomainRules::default()).unwrap();
+        assert_eq!(d.unicode().as_deref(), Some("blåbær.no"));
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_host_name() {
+        assert_eq!(err(""), DomainError::Empty);
+        assert_eq!(err("."), DomainError::Empty);
+        assert_eq!(err("localhost"), DomainError::SingleLabel);
+        assert_eq!(err("a..no"), DomainError::EmptyLabel);
+        assert_eq!(err("-bad.no"), DomainError::Hyphen);
+        assert_eq!(err("bad-.no"), DomainError::Hyphen);
+        assert_eq!(err("under_score.no"), DomainError::BadCharacter);
+        assert_eq!(err("a b.no"), DomainError::BadCharacter);
+        assert_eq!(err("x.no\nrelay.no"), DomainError::BadCharacter);
+        assert_eq!(err("x.no verify"), DomainError::BadCharacter);
+        assert_eq!(err("${run{id}}.no"), DomainError::BadCharacter);
+        assert_eq!(err("etc/../passwd.no"), DomainError::BadCharacter);
+        assert!(Domain::parse("../../etc/passwd", DomainRules { allow_wildcards: true }).is_err());
+        assert_eq!(err("192.168.0.1"), DomainError::Numeric);
+        assert_eq!(err("post@bank.no"), DomainError::Address);
+        assert_eq!(err("*.bank.no"), DomainError::Wildcard);
+        assert_eq!(err(&format!("{}.no", "a".repeat(64))), DomainError::LabelTooLong);
+        let long = format!("{}.no", vec!["a".repeat(60); 5].join("."));
+        assert_eq!(err(&long), DomainError::TooLong);
+    }
+
+    #[test]
+    fn wildcards_only_when_allowed() {
+        let rules = DomainRules { allow_wildcards: true };
+        assert_eq!(Domain::parse("*.Bank.no", rules).unwrap().as_str(), "bank.no");
+        assert_eq!(Domain::parse(".bank.no", rules).unwrap().as_str(), "bank.no");
+        assert_eq!(err(".bank.no"), DomainError::Wildcard);
+    }
+
+    #[test]
+    fn deserialising_requires_normal_form() {
+        assert!(serde_json::from_str::<Domain>("\"bits.no\"").is_ok());
+        assert!(serde_json::from_str::<Domain>("\"Bits.no\"").is_err());
+        assert!(serde_json::from_str::<Domain>("\"bits.no\\nx\"").is_err());
+    }
+}

@@ -1,0 +1,344 @@
+//! The participant list: rows read from the CSV or the page's table, turned into validated, normalised
+//! participants plus a warning for everything that had to be left out or corrected.
+
+pub mod columns;
+pub mod fields;
+
+use crate::domain::{Domain, DomainRules};
+use crate::org_number::{self, OrgNumber};
+use crate::sanitize;
+use chrono::NaiveDate;
+use columns::{ColumnOverride, Layout, LayoutError};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap};
+
+/// One row of the source as text cells, with the line it starts on (for an HTML table, the row number).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub line: u64,
+    pub cells: Vec<String>,
+}
+
+/// One organisation in the scheme.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Participant {
+    /// The name as published, reduced to one clean line.
+    pub organization: String,
+    /// Nine digits (MOD11-checked; an invalid one is kept with a warning).
+    pub org_number: Option<String>,
+    /// Normalised, sorted, unique; never empty.
+    pub domains: Vec<Domain>,
+    pub enrolled: Option<NaiveDate>,
+    /// The list's "Requirement 5.2.4 supported?" column: does this participant itself reject plaintext mail
+    /// from the others.
+    pub enforces_inbound_tls: Option<bool>,
+}
+
+/// A problem with the input that did not stop the run. `line` is the source line (or table row).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    pub line: Option<u64>,
+    pub message: String,
+}
+
+impl Warning {
+    pub fn at(line: u64, message: impl Into<String>) -> Warning {
+        Warning { line: Some(line), message: message.into() }
+    }
+    pub fn general(message: impl Into<String>) -> Warning {
+        Warning { line: None, message: message.into() }
+    }
+}
+
+/// The parsed list: participants sorted by name, and the warnings met on the way.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantList {
+    pub participants: Vec<Participant>,
+    pub warnings: Vec<Warning>,
+}
+
+impl ParticipantList {
+    /// Every listed domain, sorted and unique.
+    pub fn domains(&self) -> BTreeSet<&Domain> {
+        self.participants.iter().flat_map(|p| &p.domains).collect()
+    }
+}
+
+/// Choices that change how rows are read.
+#[derive(Debug, Clone, Default)]
+pub struct ParseOptions {
+    pub columns: Option<ColumnOverride>,
+    pub domain_rules: DomainRules,
+}
+
+/// Builds the list from rows. Fails only when no domain column can be found; everything wrong with a
+/// single row is a warning.
+pub fn build(records: &[Record], opts: &ParseOptions) -> Result<ParticipantList, LayoutError> {
+    let layout = columns::detect(records, opts.columns.as_ref())?;
+    let mut b = Builder::new(opts.domain_rules);
+    if layout.guessed {
+        b.warnings.push(Warning::general(format!(
+            "no header row recognised; columns guessed from their contents: {} (set them with --columns)",
+            layout.map
+        )));
+    }
+    let start = layout.header.map_or(0, |h| h + 1);
+    let header_cells = layout.header.map(|h| &records[h].cells);
+    for record in &records[start..] {
+        if header_cells == Some(&record.cells) {
+            b.warnings.push(Warning::at(record.line, "repeated header row; skipped"));
+            continue;
+        }
+        b.row(record, &layout);
+    }
+    Ok(b.finish())
+}
+
+struct Builder {
+    rules: DomainRules,
+    participants: Vec<Participant>,
+    /// (name, org number) → index into `participants`: rows of one organisation are merged.
+    by_key: HashMap<(String, Option<String>), usize>,
+    /// domain → (line, participant index) of its first listing.
+    seen: HashMap<Domain, (u64, usize)>,
+    warnings: Vec<Warning>,
+}
+
+impl Builder {
+    fn new(rules: DomainRules) -> Builder {
+        Builder {
+            rules,
+            participants: Vec::new(),
+            by_key: HashMap::new(),
+            seen: HashMap::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    fn warn(&mut self, line: u64, message: String) {
+        self.warnings.push(Warning::at(line, message));
+    }
+
+    fn row(&mut self, record: &Record, layout: &Layout) {
+        let line = record.line;
+        let cell = |col: Option<usize>| col.and_then(|c| record.cells.get(c)).map_or("", |s| s.as_str());
+        if record.cells.iter().all(|c| c.trim().is_empty()) {
+            return;
+        }
+        let domain_text: Vec<&str> = layout.map.domains.iter().map(|c| cell(Some(*c))).collect();
+        let tokens: Vec<&str> = domain_text
+            .iter()
+            .flat_map(|t| t.split(|c: char| c == ',' || c == ';' || c.is_whitespace()))
+            .filter(|t| !t.is_empty())
+            .collect();
+        if tokens.is_empty() {
+            let first = record.cells.iter().find(|c| !c.trim().is_empty()).map_or("", |s| s.as_str());
+            self.warn(
+                line,
+                format!("row has no domain (a note or footer?); skipped: `{}`", sanitize::excerpt(first.trim(), 60)),
+            );
+            return;
+        }
+
+        let organization = sanitize::one_line(cell(layout.map.organization));
+        if organization.is_empty() && layout.map.organization.is_some() {
+            self.warn(line, "row has no organisation name".into());
+        }
+        let org_number = match org_number::parse(cell(layout.map.org_number)) {
+            None => None,
+            Some(OrgNumber::Valid(n)) => Some(n),
+            Some(OrgNumber::Invalid(n)) => {
+                self.warn(line, format!("organisation number `{n}` fails the MOD11 check; kept as written"));
+                Some(n)
+            }
+            Some(OrgNumber::Unreadable) => {
+                let raw = sanitize::excerpt(cell(layout.map.org_number).trim(), 40);
+                self.warn(line, format!("organisation number `{raw}` is not a number; left out"));
+                None
+            }
+        };
+        let enrolled = match fields::parse_date(cell(layout.map.enrolled)) {
+            Ok(d) => d,
+            Err(()) => {
+                let raw = sanitize::excerpt(cell(layout.map.enrolled).trim(), 40);
+                self.warn(line, format!("enrolment date `{raw}` is not a date (use 2017-02-01 or 01.02.2017); left out"));
+                None
+            }
+        };
+        let flag = match fields::parse_flag(cell(layout.map.inbound_tls)) {
+            Ok(f) => f,
+            Err(()) => {
+                let raw = sanitize::excerpt(cell(layout.map.inbound_tls).trim(), 40);
+                self.warn(line, format!("5.2.4 flag `{raw}` is neither Ja nor Nei; left out"));
+                None
+            }
+        };
+
+        let mut domains = Vec::new();
+        for token in tokens {
+            match Domain::parse(token, self.rules) {
+                Ok(d) => domains.push(d),
+                Err(e) => self.warn(line, format!("domain `{}` {e}; left out", sanitize::excerpt(token, 80))),
+            }
+        }
+        if domains.is_empty() {
+            return;
+        }
+
+        let key = (organization.to_lowercase(), org_number.clone());
+        let idx = match self.by_key.get(&key) {
+            Some(&i) => {
+                self.merge_fields(i, line, enrolled, flag);
+                i
+            }
+            None => {
+                self.participants.push(Participant {
+                    organization,
+                    org_number,
+                    domains: Vec::new(),
+                    enrolled,
+                    enforces_inbound_tls: flag,
+                });
+                self.by_key.insert(key, self.participants.len() - 1);
+                self.participants.len() - 1
+            }
+        };
+        for d in domains {
+            match self.seen.get(&d) {
+                Some(&(_, owner)) if owner == idx => {}
+                Some(&(first_line, owner)) => {
+                    let who = sanitize::excerpt(&self.participants[owner].organization, 60);
+                    self.warn(
+                        line,
+                        format!("domain `{d}` is already listed on line {first_line} (for `{who}`); kept there only"),
+                    );
+                }
+                None => {
+                    self.seen.insert(d.clone(), (line, idx));
+                    self.participants[idx].domains.push(d);
+                }
+            }
+        }
+    }
+
+    /// A second row for the same organisation: keep the earliest date; a conflicting flag is reported.
+    fn merge_fields(&mut self, i: usize, line: u64, enrolled: Option<NaiveDate>, flag: Option<bool>) {
+        let p = &mut self.participants[i];
+        p.enrolled = match (p.enrolled, enrolled) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let conflict = matches!((p.enforces_inbound_tls, flag), (Some(a), Some(b)) if a != b);
+        if p.enforces_inbound_tls.is_none() {
+            p.enforces_inbound_tls = flag;
+        }
+        if conflict {
+            let msg = format!(
+                "5.2.4 flag differs from an earlier row of `{}`; the first is kept",
+                sanitize::excerpt(&p.organization, 60)
+            );
+            self.warn(line, msg);
+        }
+    }
+
+    fn finish(mut self) -> ParticipantList {
+        let mut participants: Vec<Participant> =
+            self.participants.into_iter().filter(|p| !p.domains.is_empty()).collect();
+        for p in &mut participants {
+            p.domains.sort();
+        }
+        participants.sort_by(|a, b| {
+            (a.organization.to_lowercase(), &a.domains).cmp(&(b.organization.to_lowercase(), &b.domains))
+        });
+        self.warnings.sort_by_key(|w| w.line.unwrap_or(0));
+        ParticipantList { participants, warnings: self.warnings }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recs(rows: &[&[&str]]) -> Vec<Record> {
+        rows.iter()
+            .enumerate()
+            .map(|(i, r)| Record { line: i as u64 + 1, cells: r.iter().map(|s| s.to_string()).collect() })
+            .collect()
+    }
+
+    const HEADER: &[&str] = &[
+        "Company name",
+        "Company Identification number",
+        "Domain with forced TLS",
+        "Date of enrolment",
+        "Requirement 5.2.4 supported?",
+    ];
+
+    #[test]
+    fn reads_the_documented_example() {
+        let list = build(
+            &recs(&[
+                HEADER,
+                &["Bits AS", "916960190", "bits.no", "2017-02-01", "Nei"],
+                &["Finans Norge", "", "fno.no", "2017-02-01", "Ja"],
+            ]),
+            &ParseOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(list.warnings, vec![]);
+        assert_eq!(list.participants.len(), 2);
+        let bits = &list.participants[0];
+        assert_eq!(bits.organization, "Bits AS");
+        assert_eq!(bits.org_number.as_deref(), Some("916960190"));
+        assert_eq!(bits.domains[0].as_str(), "bits.no");
+        assert_eq!(bits.enforces_inbound_tls, Some(false));
+        assert_eq!(list.participants[1].org_number, None);
+        assert_eq!(list.participants[1].enforces_inbound_tls, Some(true));
+    }
+
+    #[test]
+    fn multi_domain_cells_merge_rows_and_duplicates() {
+        let list = build(
+            &recs(&[
+                HEADER,
+                &["DNB Bank ASA", "984851006", "DNB.no, dnb.com;\nnordea.no", "1.2.2017", "Ja"],
+                &["DNB Bank ASA", "984851006", "dnbbank.no", "01.01.2017", "Ja"],
+                &["Nordea", "", "nordea.no", "", ""],
+                &["", "", "", "", ""],
+                &["Sist oppdatert 16.11.2021", "", "", "", ""],
+            ]),
+            &ParseOptions::default(),
+        )
+        .unwrap();
+        let names: Vec<_> = list.participants.iter().map(|p| p.organization.as_str()).collect();
+        assert_eq!(names, ["DNB Bank ASA"], "Nordea had only a duplicate domain");
+        let dnb = &list.participants[0];
+        let doms: Vec<_> = dnb.domains.iter().map(|d| d.as_str()).collect();
+        assert_eq!(doms, ["dnb.com", "dnb.no", "dnbbank.no", "nordea.no"]);
+        assert_eq!(dnb.enrolled, NaiveDate::from_ymd_opt(2017, 1, 1));
+        let lines: Vec<_> = list.warnings.iter().map(|w| w.line).collect();
+        assert_eq!(lines, [Some(4), Some(6)]);
+        assert!(list.warnings[0].message.contains("already listed on line 2"));
+        assert!(list.warnings[1].message.contains("no domain"));
+    }
+
+    #[test]
+    fn bad_cells_warn_with_line_numbers() {
+        let list = build(
+            &recs(&[
+                HEADER,
+                &["Evil\x1b[2J Corp", "12345", "ok.no bad_domain.no", "31.31.2017", "kanskje"],
+            ]),
+            &ParseOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(list.participants.len(), 1);
+        let p = &list.participants[0];
+        assert_eq!(p.organization, "Evil [2J Corp");
+        assert_eq!(p.org_number.as_deref(), Some("12345"));
+        assert_eq!(p.enrolled, None);
+        assert_eq!(p.enforces_inbound_tls, None);
+        assert_eq!(list.warnings.len(), 4, "{:?}", list.warnings);
+        assert!(list.warnings.iter().all(|w| w.line == Some(2)));
+    }
+}

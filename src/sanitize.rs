@@ -1,0 +1,87 @@
+//! Making untrusted text safe to show: on a terminal, in a one-line message, or in a config-file comment.
+//!
+//! Everything from the list is hostile until proven otherwise (an organisation name can carry an escape
+//! sequence that rewrites the admin's terminal, or a newline that starts a new directive in a config file).
+
+/// Escapes control characters (including newlines, escape and the Unicode bidi/line-separator controls) so
+/// the text prints as one harmless line. Printable text, Norwegian letters included, is left alone.
+pub fn for_terminal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if is_dangerous(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Like [`for_terminal`], and shortened to at most `max` characters (with `…`) for use inside a warning.
+pub fn excerpt(text: &str, max: usize) -> String {
+    let escaped = for_terminal(text);
+    if escaped.chars().count() <= max {
+        return escaped;
+    }
+    let mut short: String = escaped.chars().take(max.saturating_sub(1)).collect();
+    short.push('…');
+    short
+}
+
+/// Free text reduced to one clean line: every control or invisible formatting character becomes a space,
+/// runs of white space fold to one, and the ends are trimmed. Used for organisation names.
+pub fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut pending_space = false;
+    for c in text.chars() {
+        if c.is_whitespace() || is_dangerous(c) {
+            pending_space = !out.is_empty();
+        } else {
+            if pending_space {
+                out.push(' ');
+                pending_space = false;
+            }
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Control characters, plus the Unicode characters that move or hide text on a terminal or in an editor:
+/// line/paragraph separators, bidi overrides and isolates, zero-width characters and the BOM.
+pub fn is_dangerous(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{2069}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_escapes_controls_and_keeps_norwegian_letters() {
+        assert_eq!(for_terminal("Sør\x1b[31mbank\n"), "Sør\\u{1b}[31mbank\\n");
+        assert_eq!(for_terminal("Ærlig Øst Ås"), "Ærlig Øst Ås");
+        assert_eq!(for_terminal("a\u{202E}b"), "a\\u{202e}b");
+    }
+
+    #[test]
+    fn one_line_folds_breaks_and_controls() {
+        assert_eq!(one_line("  Bank\r\n ASA\u{2028}x\t\0 "), "Bank ASA x");
+        assert_eq!(one_line("\n\n"), "");
+    }
+
+    #[test]
+    fn excerpt_shortens() {
+        assert_eq!(excerpt("abcdef", 4), "abc…");
+        assert_eq!(excerpt("abc", 4), "abc");
+    }
+}
