@@ -73,7 +73,9 @@ impl Domain {
         }
         // ASCII outside letters, digits, hyphen and dot is refused before IDNA processing, which would
         // otherwise accept `_`, `*` or `/` in some modes.
-        if s.chars().any(|c| c.is_ascii() && !(c.is_ascii_alphanumeric() || c == '-' || c == '.')) {
+        if s.chars()
+            .any(|c| c.is_ascii() && !(c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+        {
             return Err(DomainError::BadCharacter);
         }
         let ascii = if s.is_ascii() {
@@ -105,7 +107,8 @@ impl Domain {
 
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
 }
 
 /// The host-name rules of RFC 1123 applied to the A-label form.
@@ -124,7 +127,10 @@ fn check_ldh(s: &str) -> Result<(), DomainError> {
         if label.len() > 63 {
             return Err(DomainError::LabelTooLong);
         }
-        if !label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
             return Err(DomainError::BadCharacter);
         }
         if label.starts_with('-') || label.ends_with('-') {
@@ -134,7 +140,10 @@ fn check_ldh(s: &str) -> Result<(), DomainError> {
     if labels.len() < 2 {
         return Err(DomainError::SingleLabel);
     }
-    if labels.last().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit())) {
+    if labels
+        .last()
+        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+    {
         return Err(DomainError::Numeric);
     }
     Ok(())
@@ -164,7 +173,9 @@ impl TryFrom<String> for Domain {
     fn try_from(s: String) -> Result<Domain, String> {
         match Domain::parse(&s, DomainRules::default()) {
             Ok(d) if d.0 == s => Ok(d),
-            Ok(d) => Err(format!("domain `{s}` is not in normal form (expected `{d}`)")),
+            Ok(d) => Err(format!(
+                "domain `{s}` is not in normal form (expected `{d}`)"
+            )),
             Err(e) => Err(format!("domain `{}` {e}", crate::sanitize::excerpt(&s, 80))),
         }
     }
@@ -180,7 +191,9 @@ mod tests {
     use super::*;
 
     fn ok(raw: &str) -> String {
-        Domain::parse(raw, DomainRules::default()).unwrap().to_string()
+        Domain::parse(raw, DomainRules::default())
+            .unwrap()
+            .to_string()
     }
     fn err(raw: &str) -> DomainError {
         Domain::parse(raw, DomainRules::default()).unwrap_err()
@@ -217,20 +230,37 @@ mod tests {
         assert_eq!(err("x.no verify"), DomainError::BadCharacter);
         assert_eq!(err("${run{id}}.no"), DomainError::BadCharacter);
         assert_eq!(err("etc/../passwd.no"), DomainError::BadCharacter);
-        assert!(Domain::parse("../../etc/passwd", DomainRules { allow_wildcards: true }).is_err());
+        assert!(Domain::parse(
+            "../../etc/passwd",
+            DomainRules {
+                allow_wildcards: true
+            }
+        )
+        .is_err());
         assert_eq!(err("192.168.0.1"), DomainError::Numeric);
         assert_eq!(err("post@bank.no"), DomainError::Address);
         assert_eq!(err("*.bank.no"), DomainError::Wildcard);
-        assert_eq!(err(&format!("{}.no", "a".repeat(64))), DomainError::LabelTooLong);
+        assert_eq!(
+            err(&format!("{}.no", "a".repeat(64))),
+            DomainError::LabelTooLong
+        );
         let long = format!("{}.no", vec!["a".repeat(60); 5].join("."));
         assert_eq!(err(&long), DomainError::TooLong);
     }
 
     #[test]
     fn wildcards_only_when_allowed() {
-        let rules = DomainRules { allow_wildcards: true };
-        assert_eq!(Domain::parse("*.Bank.no", rules).unwrap().as_str(), "bank.no");
-        assert_eq!(Domain::parse(".bank.no", rules).unwrap().as_str(), "bank.no");
+        let rules = DomainRules {
+            allow_wildcards: true,
+        };
+        assert_eq!(
+            Domain::parse("*.Bank.no", rules).unwrap().as_str(),
+            "bank.no"
+        );
+        assert_eq!(
+            Domain::parse(".bank.no", rules).unwrap().as_str(),
+            "bank.no"
+        );
         assert_eq!(err(".bank.no"), DomainError::Wildcard);
     }
 

@@ -2,9 +2,17 @@
 //! (<https://bits.no/tls>).
 //!
 //! The pipeline is `source → page → csv → list → plan → render → write`; each stage is a module here and
-//! the `bits-tls` binary is a thin adapter over them.
+//! the `bits-tls` binary is a thin adapter over them (`cli` is the command line as data, `settings`
+//! merges it with defaults, `commands` holds one adapter per subcommand).
 
+pub mod cli;
+pub mod commands;
 pub mod domain;
+pub mod errors;
+pub mod exit;
 pub mod list;
 pub mod org_number;
+pub mod printer;
 pub mod sanitize;
+pub mod settings;
+pub mod source;

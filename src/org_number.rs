@@ -14,7 +14,10 @@ pub enum OrgNumber {
 /// Reads a cell: blank is `None`. Spaces (also no-break spaces), dots and a `NO … MVA` VAT wrapper are
 /// ignored, as they appear in how people write the number (`916 960 190`, `NO 916960190 MVA`).
 pub fn parse(raw: &str) -> Option<OrgNumber> {
-    let mut s: String = raw.chars().filter(|c| !c.is_whitespace() && *c != '.').collect();
+    let mut s: String = raw
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '.')
+        .collect();
     if s.is_empty() {
         return None;
     }
@@ -64,10 +67,22 @@ mod tests {
     fn parses_written_forms() {
         assert_eq!(parse(""), None);
         assert_eq!(parse("  "), None);
-        assert_eq!(parse("916 960 190"), Some(OrgNumber::Valid("916960190".into())));
-        assert_eq!(parse("NO 916960190 MVA"), Some(OrgNumber::Valid("916960190".into())));
-        assert_eq!(parse("916\u{a0}960\u{a0}190"), Some(OrgNumber::Valid("916960190".into())));
-        assert_eq!(parse("123456789"), Some(OrgNumber::Invalid("123456789".into())));
+        assert_eq!(
+            parse("916 960 190"),
+            Some(OrgNumber::Valid("916960190".into()))
+        );
+        assert_eq!(
+            parse("NO 916960190 MVA"),
+            Some(OrgNumber::Valid("916960190".into()))
+        );
+        assert_eq!(
+            parse("916\u{a0}960\u{a0}190"),
+            Some(OrgNumber::Valid("916960190".into()))
+        );
+        assert_eq!(
+            parse("123456789"),
+            Some(OrgNumber::Invalid("123456789".into()))
+        );
         assert_eq!(parse("n/a"), Some(OrgNumber::Unreadable));
     }
 }

@@ -36,14 +36,16 @@ impl Field {
     }
 
     fn from_key(s: &str) -> Option<Field> {
-        Some(match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
-            "organization" | "organisation" | "name" => Field::Organization,
-            "org_number" | "orgnr" => Field::OrgNumber,
-            "domain" | "domains" => Field::Domain,
-            "enrolled" | "date" => Field::Enrolled,
-            "enforces_inbound_tls" | "inbound" | "5.2.4" => Field::InboundTls,
-            _ => return None,
-        })
+        Some(
+            match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+                "organization" | "organisation" | "name" => Field::Organization,
+                "org_number" | "orgnr" => Field::OrgNumber,
+                "domain" | "domains" => Field::Domain,
+                "enrolled" | "date" => Field::Enrolled,
+                "enforces_inbound_tls" | "inbound" | "5.2.4" => Field::InboundTls,
+                _ => return None,
+            },
+        )
     }
 }
 
@@ -197,8 +199,16 @@ pub const HEADER_SCAN: usize = 30;
 pub fn detect(records: &[Record], over: Option<&ColumnOverride>) -> Result<Layout, LayoutError> {
     let scan = &records[..records.len().min(HEADER_SCAN)];
     let mut layout = match find_header(scan) {
-        Some((i, map)) => Layout { header: Some(i), map, guessed: false },
-        None => Layout { header: None, map: ColumnMap::default(), guessed: false },
+        Some((i, map)) => Layout {
+            header: Some(i),
+            map,
+            guessed: false,
+        },
+        None => Layout {
+            header: None,
+            map: ColumnMap::default(),
+            guessed: false,
+        },
     };
     if let Some(over) = over {
         apply_override(scan, over, &mut layout)?;
@@ -207,6 +217,19 @@ pub fn detect(records: &[Record], over: Option<&ColumnOverride>) -> Result<Layou
         let start = layout.header.map_or(0, |h| h + 1);
         match guess_from_content(&records[start..]) {
             Some(map) => {
+                // A first row whose "domain" is no domain at all is a header we did not recognise.
+                let first = records[start..]
+                    .iter()
+                    .position(|r| r.cells.iter().any(|c| !c.trim().is_empty()));
+                if let Some(i) = first {
+                    let row = &records[start + i];
+                    let domain_cells = map.domains.iter().filter_map(|c| row.cells.get(*c));
+                    if domain_cells.clone().count() > 0
+                        && domain_cells.into_iter().all(|c| !cell_has_domain(c))
+                    {
+                        layout.header = Some(start + i);
+                    }
+                }
                 layout.map = map;
                 layout.guessed = true;
             }
@@ -216,7 +239,11 @@ pub fn detect(records: &[Record], over: Option<&ColumnOverride>) -> Result<Layou
     Ok(layout)
 }
 
-fn apply_override(scan: &[Record], over: &ColumnOverride, layout: &mut Layout) -> Result<(), LayoutError> {
+fn apply_override(
+    scan: &[Record],
+    over: &ColumnOverride,
+    layout: &mut Layout,
+) -> Result<(), LayoutError> {
     let names: Vec<&str> = over
         .entries
         .iter()
@@ -317,14 +344,37 @@ pub fn classify(cell: &str) -> Option<Field> {
         return Some(Field::InboundTls);
     }
     const NUMBER_WORDS: &[&str] = &[
-        "orgnr", "organisasjonsnummer", "organisasjonsnr", "orgnummer", "foretaksnummer", "foretaksnr",
+        "orgnr",
+        "organisasjonsnummer",
+        "organisasjonsnr",
+        "orgnummer",
+        "foretaksnummer",
+        "foretaksnr",
         "enhetsnummer",
     ];
     const ENTITY: &[&str] = &[
-        "org", "organisasjons", "organisasjon", "organization", "organisation", "company", "foretak",
-        "foretaks", "virksomhet", "virksomhetens", "selskap", "selskapets",
+        "org",
+        "organisasjons",
+        "organisasjon",
+        "organization",
+        "organisation",
+        "company",
+        "foretak",
+        "foretaks",
+        "virksomhet",
+        "virksomhetens",
+        "selskap",
+        "selskapets",
     ];
-    const NUMBERISH: &[&str] = &["nr", "no", "number", "nummer", "id", "identification", "num"];
+    const NUMBERISH: &[&str] = &[
+        "nr",
+        "no",
+        "number",
+        "nummer",
+        "id",
+        "identification",
+        "num",
+    ];
     if has(NUMBER_WORDS)
         || (has(ENTITY) && has(NUMBERISH))
         || words == ["identification", "number"]
@@ -333,24 +383,69 @@ pub fn classify(cell: &str) -> Option<Field> {
         return Some(Field::OrgNumber);
     }
     const DOMAIN: &[&str] = &[
-        "domain", "domains", "domene", "domener", "domenet", "domenenavn", "domenenavnet", "postdomene",
-        "epostdomene", "maildomene", "maildomain", "emaildomain", "domenenamn",
+        "domain",
+        "domains",
+        "domene",
+        "domener",
+        "domenet",
+        "domenenavn",
+        "domenenavnet",
+        "postdomene",
+        "epostdomene",
+        "maildomene",
+        "maildomain",
+        "emaildomain",
+        "domenenamn",
     ];
     if has(DOMAIN) {
         return Some(Field::Domain);
     }
     const DATE: &[&str] = &[
-        "date", "dato", "innmeldt", "innmelding", "innmeldingsdato", "enrolment", "enrollment", "enrolled",
-        "registrert", "registreringsdato", "joined", "tilsluttet", "tilmeldt", "påmeldt", "since", "fra",
+        "date",
+        "dato",
+        "innmeldt",
+        "innmelding",
+        "innmeldingsdato",
+        "enrolment",
+        "enrollment",
+        "enrolled",
+        "registrert",
+        "registreringsdato",
+        "joined",
+        "tilsluttet",
+        "tilmeldt",
+        "påmeldt",
+        "since",
+        "fra",
     ];
     if has(DATE) {
         return Some(Field::Enrolled);
     }
     const NAME: &[&str] = &[
-        "company", "name", "navn", "namn", "virksomhet", "virksomhetsnavn", "selskap", "selskapsnavn",
-        "organization", "organisation", "organisasjon", "organisasjonsnavn", "foretak", "foretaksnavn",
-        "bedrift", "deltaker", "deltakar", "participant", "firma", "firmanavn", "institusjon", "aktør",
-        "member", "medlem",
+        "company",
+        "name",
+        "navn",
+        "namn",
+        "virksomhet",
+        "virksomhetsnavn",
+        "selskap",
+        "selskapsnavn",
+        "organization",
+        "organisation",
+        "organisasjon",
+        "organisasjonsnavn",
+        "foretak",
+        "foretaksnavn",
+        "bedrift",
+        "deltaker",
+        "deltakar",
+        "participant",
+        "firma",
+        "firmanavn",
+        "institusjon",
+        "aktør",
+        "member",
+        "medlem",
     ];
     if has(NAME) {
         return Some(Field::Organization);
@@ -358,9 +453,15 @@ pub fn classify(cell: &str) -> Option<Field> {
     None
 }
 
+/// Whether a cell holds at least one valid domain.
+fn cell_has_domain(cell: &str) -> bool {
+    use crate::domain::{Domain, DomainRules};
+    cell.split(|c: char| c == ',' || c == ';' || c.is_whitespace())
+        .any(|t| Domain::parse(t, DomainRules::default()).is_ok())
+}
+
 /// No header: pick columns by what their cells look like (domains, 9-digit numbers, dates, Ja/Nei).
 fn guess_from_content(rows: &[Record]) -> Option<ColumnMap> {
-    use crate::domain::{Domain, DomainRules};
     let sample = &rows[..rows.len().min(200)];
     let width = sample.iter().map(|r| r.cells.len()).max()?;
     let share = |col: usize, test: &dyn Fn(&str) -> bool| -> f64 {
@@ -373,11 +474,6 @@ fn guess_from_content(rows: &[Record]) -> Option<ColumnMap> {
             return 0.0;
         }
         cells.iter().filter(|c| test(c)).count() as f64 / cells.len() as f64
-    };
-    let is_domain = |c: &str| {
-        c.split([',', ';', ' ', '\n'])
-            .filter(|t| !t.is_empty())
-            .all(|t| Domain::parse(t, DomainRules::default()).is_ok())
     };
     let mut map = ColumnMap::default();
     let mut taken = vec![false; width];
@@ -392,14 +488,23 @@ fn guess_from_content(rows: &[Record]) -> Option<ColumnMap> {
             map.set(field, c);
         }
     };
-    pick(&mut map, Field::Domain, &is_domain);
+    pick(&mut map, Field::Domain, &cell_has_domain);
     map.domains.first()?;
     pick(&mut map, Field::OrgNumber, &|c| {
-        matches!(crate::org_number::parse(c), Some(crate::org_number::OrgNumber::Valid(_)))
+        matches!(
+            crate::org_number::parse(c),
+            Some(crate::org_number::OrgNumber::Valid(_))
+        )
     });
-    pick(&mut map, Field::Enrolled, &|c| matches!(super::fields::parse_date(c), Ok(Some(_))));
-    pick(&mut map, Field::InboundTls, &|c| matches!(super::fields::parse_flag(c), Ok(Some(_))));
-    pick(&mut map, Field::Organization, &|c| c.chars().any(char::is_alphabetic));
+    pick(&mut map, Field::Enrolled, &|c| {
+        matches!(super::fields::parse_date(c), Ok(Some(_)))
+    });
+    pick(&mut map, Field::InboundTls, &|c| {
+        matches!(super::fields::parse_flag(c), Ok(Some(_)))
+    });
+    pick(&mut map, Field::Organization, &|c| {
+        c.chars().any(char::is_alphabetic)
+    });
     Some(map)
 }
 
@@ -408,7 +513,10 @@ mod tests {
     use super::*;
 
     fn rec(line: u64, cells: &[&str]) -> Record {
-        Record { line, cells: cells.iter().map(|s| s.to_string()).collect() }
+        Record {
+            line,
+            cells: cells.iter().map(|s| s.to_string()).collect(),
+        }
     }
 
     #[test]
@@ -467,7 +575,10 @@ mod tests {
         let l = detect(&rows, None).unwrap();
         assert_eq!(l.header, None);
         assert!(l.guessed);
-        assert_eq!(l.map.to_string(), "domain=3,organization=1,org_number=2,enrolled=4,enforces_inbound_tls=5");
+        assert_eq!(
+            l.map.to_string(),
+            "domain=3,organization=1,org_number=2,enrolled=4,enforces_inbound_tls=5"
+        );
     }
 
     #[test]
@@ -476,14 +587,20 @@ mod tests {
             rec(1, &["Firma", "Nettsted", "Adresse"]),
             rec(2, &["Bits AS", "bits.no", "x"]),
         ];
-        assert!(matches!(detect(&rows[..1], None), Err(LayoutError::NoDomainColumn { .. })));
+        assert!(matches!(
+            detect(&rows[..1], None),
+            Err(LayoutError::NoDomainColumn { .. })
+        ));
         let over: ColumnOverride = "domain=Nettsted,organization=1".parse().unwrap();
         let l = detect(&rows, Some(&over)).unwrap();
         assert_eq!(l.header, Some(0));
         assert_eq!(l.map.domains, vec![1]);
         assert_eq!(l.map.organization, Some(0));
         let bad: ColumnOverride = "domain=Missing".parse().unwrap();
-        assert!(matches!(detect(&rows, Some(&bad)), Err(LayoutError::NameNotFound(_))));
+        assert!(matches!(
+            detect(&rows, Some(&bad)),
+            Err(LayoutError::NameNotFound(_))
+        ));
     }
 
     #[test]

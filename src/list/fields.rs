@@ -13,7 +13,11 @@ pub fn parse_date(raw: &str) -> Result<Option<NaiveDate>, ()> {
     }
     let date_part = s.split([' ', 'T']).next().unwrap_or(s);
     let parts: Vec<&str> = date_part.split(['-', '.', '/']).collect();
-    if parts.len() != 3 || parts.iter().any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit())) {
+    if parts.len() != 3
+        || parts
+            .iter()
+            .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
         return Err(());
     }
     let num = |p: &str| p.parse::<u32>().map_err(|_| ());

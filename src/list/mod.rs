@@ -43,10 +43,16 @@ pub struct Warning {
 
 impl Warning {
     pub fn at(line: u64, message: impl Into<String>) -> Warning {
-        Warning { line: Some(line), message: message.into() }
+        Warning {
+            line: Some(line),
+            message: message.into(),
+        }
     }
     pub fn general(message: impl Into<String>) -> Warning {
-        Warning { line: None, message: message.into() }
+        Warning {
+            line: None,
+            message: message.into(),
+        }
     }
 }
 
@@ -86,7 +92,8 @@ pub fn build(records: &[Record], opts: &ParseOptions) -> Result<ParticipantList,
     let header_cells = layout.header.map(|h| &records[h].cells);
     for record in &records[start..] {
         if header_cells == Some(&record.cells) {
-            b.warnings.push(Warning::at(record.line, "repeated header row; skipped"));
+            b.warnings
+                .push(Warning::at(record.line, "repeated header row; skipped"));
             continue;
         }
         b.row(record, &layout);
@@ -121,7 +128,10 @@ impl Builder {
 
     fn row(&mut self, record: &Record, layout: &Layout) {
         let line = record.line;
-        let cell = |col: Option<usize>| col.and_then(|c| record.cells.get(c)).map_or("", |s| s.as_str());
+        let cell = |col: Option<usize>| {
+            col.and_then(|c| record.cells.get(c))
+                .map_or("", |s| s.as_str())
+        };
         if record.cells.iter().all(|c| c.trim().is_empty()) {
             return;
         }
@@ -132,10 +142,17 @@ impl Builder {
             .filter(|t| !t.is_empty())
             .collect();
         if tokens.is_empty() {
-            let first = record.cells.iter().find(|c| !c.trim().is_empty()).map_or("", |s| s.as_str());
+            let first = record
+                .cells
+                .iter()
+                .find(|c| !c.trim().is_empty())
+                .map_or("", |s| s.as_str());
             self.warn(
                 line,
-                format!("row has no domain (a note or footer?); skipped: `{}`", sanitize::excerpt(first.trim(), 60)),
+                format!(
+                    "row has no domain (a note or footer?); skipped: `{}`",
+                    sanitize::excerpt(first.trim(), 60)
+                ),
             );
             return;
         }
@@ -148,12 +165,18 @@ impl Builder {
             None => None,
             Some(OrgNumber::Valid(n)) => Some(n),
             Some(OrgNumber::Invalid(n)) => {
-                self.warn(line, format!("organisation number `{n}` fails the MOD11 check; kept as written"));
+                self.warn(
+                    line,
+                    format!("organisation number `{n}` fails the MOD11 check; kept as written"),
+                );
                 Some(n)
             }
             Some(OrgNumber::Unreadable) => {
                 let raw = sanitize::excerpt(cell(layout.map.org_number).trim(), 40);
-                self.warn(line, format!("organisation number `{raw}` is not a number; left out"));
+                self.warn(
+                    line,
+                    format!("organisation number `{raw}` is not a number; left out"),
+                );
                 None
             }
         };
@@ -169,7 +192,10 @@ impl Builder {
             Ok(f) => f,
             Err(()) => {
                 let raw = sanitize::excerpt(cell(layout.map.inbound_tls).trim(), 40);
-                self.warn(line, format!("5.2.4 flag `{raw}` is neither Ja nor Nei; left out"));
+                self.warn(
+                    line,
+                    format!("5.2.4 flag `{raw}` is neither Ja nor Nei; left out"),
+                );
                 None
             }
         };
@@ -178,7 +204,10 @@ impl Builder {
         for token in tokens {
             match Domain::parse(token, self.rules) {
                 Ok(d) => domains.push(d),
-                Err(e) => self.warn(line, format!("domain `{}` {e}; left out", sanitize::excerpt(token, 80))),
+                Err(e) => self.warn(
+                    line,
+                    format!("domain `{}` {e}; left out", sanitize::excerpt(token, 80)),
+                ),
             }
         }
         if domains.is_empty() {
@@ -222,7 +251,13 @@ impl Builder {
     }
 
     /// A second row for the same organisation: keep the earliest date; a conflicting flag is reported.
-    fn merge_fields(&mut self, i: usize, line: u64, enrolled: Option<NaiveDate>, flag: Option<bool>) {
+    fn merge_fields(
+        &mut self,
+        i: usize,
+        line: u64,
+        enrolled: Option<NaiveDate>,
+        flag: Option<bool>,
+    ) {
         let p = &mut self.participants[i];
         p.enrolled = match (p.enrolled, enrolled) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -242,16 +277,23 @@ impl Builder {
     }
 
     fn finish(mut self) -> ParticipantList {
-        let mut participants: Vec<Participant> =
-            self.participants.into_iter().filter(|p| !p.domains.is_empty()).collect();
+        let mut participants: Vec<Participant> = self
+            .participants
+            .into_iter()
+            .filter(|p| !p.domains.is_empty())
+            .collect();
         for p in &mut participants {
             p.domains.sort();
         }
         participants.sort_by(|a, b| {
-            (a.organization.to_lowercase(), &a.domains).cmp(&(b.organization.to_lowercase(), &b.domains))
+            (a.organization.to_lowercase(), &a.domains)
+                .cmp(&(b.organization.to_lowercase(), &b.domains))
         });
         self.warnings.sort_by_key(|w| w.line.unwrap_or(0));
-        ParticipantList { participants, warnings: self.warnings }
+        ParticipantList {
+            participants,
+            warnings: self.warnings,
+        }
     }
 }
 
@@ -262,7 +304,10 @@ mod tests {
     fn recs(rows: &[&[&str]]) -> Vec<Record> {
         rows.iter()
             .enumerate()
-            .map(|(i, r)| Record { line: i as u64 + 1, cells: r.iter().map(|s| s.to_string()).collect() })
+            .map(|(i, r)| Record {
+                line: i as u64 + 1,
+                cells: r.iter().map(|s| s.to_string()).collect(),
+            })
             .collect()
     }
 
@@ -301,8 +346,20 @@ mod tests {
         let list = build(
             &recs(&[
                 HEADER,
-                &["DNB Bank ASA", "984851006", "DNB.no, dnb.com;\nnordea.no", "1.2.2017", "Ja"],
-                &["DNB Bank ASA", "984851006", "dnbbank.no", "01.01.2017", "Ja"],
+                &[
+                    "DNB Bank ASA",
+                    "984851006",
+                    "DNB.no, dnb.com;\nnordea.no",
+                    "1.2.2017",
+                    "Ja",
+                ],
+                &[
+                    "DNB Bank ASA",
+                    "984851006",
+                    "dnbbank.no",
+                    "01.01.2017",
+                    "Ja",
+                ],
                 &["Nordea", "", "nordea.no", "", ""],
                 &["", "", "", "", ""],
                 &["Sist oppdatert 16.11.2021", "", "", "", ""],
@@ -310,15 +367,25 @@ mod tests {
             &ParseOptions::default(),
         )
         .unwrap();
-        let names: Vec<_> = list.participants.iter().map(|p| p.organization.as_str()).collect();
-        assert_eq!(names, ["DNB Bank ASA"], "Nordea had only a duplicate domain");
+        let names: Vec<_> = list
+            .participants
+            .iter()
+            .map(|p| p.organization.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            ["DNB Bank ASA"],
+            "Nordea had only a duplicate domain"
+        );
         let dnb = &list.participants[0];
         let doms: Vec<_> = dnb.domains.iter().map(|d| d.as_str()).collect();
         assert_eq!(doms, ["dnb.com", "dnb.no", "dnbbank.no", "nordea.no"]);
         assert_eq!(dnb.enrolled, NaiveDate::from_ymd_opt(2017, 1, 1));
         let lines: Vec<_> = list.warnings.iter().map(|w| w.line).collect();
         assert_eq!(lines, [Some(4), Some(6)]);
-        assert!(list.warnings[0].message.contains("already listed on line 2"));
+        assert!(list.warnings[0]
+            .message
+            .contains("already listed on line 2"));
         assert!(list.warnings[1].message.contains("no domain"));
     }
 
@@ -327,7 +394,13 @@ mod tests {
         let list = build(
             &recs(&[
                 HEADER,
-                &["Evil\x1b[2J Corp", "12345", "ok.no bad_domain.no", "31.31.2017", "kanskje"],
+                &[
+                    "Evil\x1b[2J Corp",
+                    "12345",
+                    "ok.no bad_domain.no",
+                    "31.31.2017",
+                    "kanskje",
+                ],
             ]),
             &ParseOptions::default(),
         )

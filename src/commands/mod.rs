@@ -1,0 +1,36 @@
+//! One small adapter per subcommand: build options from the command line, call the library, print.
+
+pub mod fetch;
+
+use crate::cli::{Cli, ColorWhen, Command};
+use crate::exit::ExitStatus;
+use crate::printer::{Printer, Verbosity};
+use clap::CommandFactory;
+
+/// Runs the parsed command line. Errors are returned, never printed or exited on here.
+pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
+    let choice = match cli.global.color {
+        ColorWhen::Auto => anstream::ColorChoice::Auto,
+        ColorWhen::Always => anstream::ColorChoice::Always,
+        ColorWhen::Never => anstream::ColorChoice::Never,
+    };
+    choice.write_global();
+    let verbosity = match (cli.global.quiet, cli.global.verbose) {
+        (true, _) => Verbosity::Quiet,
+        (false, 0) => Verbosity::Normal,
+        (false, _) => Verbosity::Verbose,
+    };
+    let printer = Printer::new(verbosity);
+    match cli.command {
+        Command::Fetch(args) => fetch::run(&args, &printer),
+        Command::Completions { shell } => {
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(shell, &mut Cli::command(), "bits-tls", &mut out);
+            Ok(ExitStatus::Success)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout().lock())?;
+            Ok(ExitStatus::Success)
+        }
+    }
+}

@@ -1,0 +1,395 @@
+//! Where the list comes from: a URL or a file holding either the Bits page or the CSV itself (decided by
+//! content, not by name). The page is searched for the CSV link or an inline table; the CSV is decoded
+//! and read into rows; the rows become the participant list.
+
+pub mod csv;
+pub mod http;
+pub mod page;
+
+use crate::list::{self, ParseOptions, ParticipantList, Record};
+use crate::sanitize;
+use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
+use http::{Got, HttpClient, HttpError, HttpOptions, Validators};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::path::PathBuf;
+use url::Url;
+
+/// The published page.
+pub const DEFAULT_SOURCE: &str = "https://bits.no/tls";
+
+/// A place to read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Url(Url),
+    File(PathBuf),
+}
+
+impl Location {
+    /// `https://…`/`http://…` are URLs, `file://…` and anything without a scheme are paths.
+    pub fn parse(s: &str) -> Result<Location, FetchError> {
+        let lower = s.trim().to_ascii_lowercase();
+        if lower.starts_with("http://") || lower.starts_with("https://") {
+            return Url::parse(s.trim())
+                .map(Location::Url)
+                .map_err(|_| FetchError::BadSource(s.into()));
+        }
+        if lower.starts_with("file://") {
+            let url = Url::parse(s.trim()).map_err(|_| FetchError::BadSource(s.into()))?;
+            return url
+                .to_file_path()
+                .map(Location::File)
+                .map_err(|_| FetchError::BadSource(s.into()));
+        }
+        if let Some((scheme, _)) = lower.split_once("://") {
+            if scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+            {
+                return Err(FetchError::BadSource(s.into()));
+            }
+        }
+        Ok(Location::File(PathBuf::from(s)))
+    }
+
+    fn from_url(url: Url) -> Location {
+        if url.scheme() == "file" {
+            if let Ok(p) = url.to_file_path() {
+                return Location::File(p);
+            }
+        }
+        Location::Url(url)
+    }
+
+    /// The address as a URL (files become `file:` URLs), used to resolve links.
+    fn as_url(&self) -> Result<Url, FetchError> {
+        match self {
+            Location::Url(u) => Ok(u.clone()),
+            Location::File(p) => {
+                let abs = std::path::absolute(p).map_err(|source| FetchError::Read {
+                    path: p.clone(),
+                    source,
+                })?;
+                Url::from_file_path(&abs)
+                    .map_err(|_| FetchError::BadSource(p.display().to_string()))
+            }
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Url(u) => f.write_str(&sanitize::for_terminal(u.as_str())),
+            Location::File(p) => f.write_str(&sanitize::for_terminal(&p.display().to_string())),
+        }
+    }
+}
+
+/// Where a list came from, for headers, state and audit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// The page the CSV link was found on (`null` when the source was the CSV itself).
+    pub page: Option<String>,
+    /// The CSV (`null` when the list was an inline table on the page).
+    pub csv: Option<String>,
+    /// SHA-256 of the CSV bytes, or of the inline table's cells (tab- and newline-joined).
+    pub sha256: String,
+    /// The page's "Oppdatert" date.
+    pub page_updated: Option<NaiveDate>,
+    #[serde(with = "seconds_utc")]
+    pub fetched_at: DateTime<Utc>,
+}
+
+/// RFC 3339 with whole seconds and `Z`, as in the contract's JSON.
+pub mod seconds_utc {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Secs, true))
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let s = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// HTTP validators of the page and the CSV, for the next run's conditional requests.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceValidators {
+    #[serde(default, skip_serializing_if = "Validators::is_empty")]
+    pub page: Validators,
+    #[serde(default, skip_serializing_if = "Validators::is_empty")]
+    pub csv: Validators,
+}
+
+/// A fetched and parsed list.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub provenance: Provenance,
+    pub list: ParticipantList,
+    pub validators: SourceValidators,
+    /// How the CSV was read (`UTF-8`, `;`), for `-v`.
+    pub format_note: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FetchOptions {
+    pub http: HttpOptions,
+    pub parse: ParseOptions,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("`{}` is not a source bits-tls can read (use an https:// URL or a file path)", sanitize::for_terminal(.0))]
+    BadSource(String),
+    #[error("could not read `{}`", .path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    #[error("found no list on the page {page}: it links no CSV file and has no table with the list's headers")]
+    NoList { page: String },
+    #[error("could not choose the CSV link on the page {page}")]
+    Page {
+        page: String,
+        #[source]
+        source: page::PageError,
+    },
+    #[error("expected the CSV list at {url}, but got an HTML page")]
+    HtmlInsteadOfCsv { url: String },
+    #[error("could not make sense of the list from {what}")]
+    Layout {
+        what: String,
+        #[source]
+        source: list::columns::LayoutError,
+    },
+    #[error("{url} answered 304 Not Modified to a request that was not conditional")]
+    UnexpectedNotModified { url: String },
+}
+
+impl FetchError {
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            FetchError::BadSource(_) => "--source takes https://… or a path to the saved page or CSV".into(),
+            FetchError::Read { .. } => "check the path given to --source".into(),
+            FetchError::Http(e) => return e.hint(),
+            FetchError::NoList { .. } => "the page's layout may have changed: open it in a browser, save the CSV and pass it with --source FILE (and please report the change)".into(),
+            FetchError::Page { .. } => "save the right CSV and pass it with --source FILE".into(),
+            FetchError::HtmlInsteadOfCsv { .. } => "the link may now lead to a login or error page; open it in a browser".into(),
+            FetchError::Layout { source, .. } => source.hint().into(),
+            FetchError::UnexpectedNotModified { .. } => "a proxy may be caching wrongly; try again".into(),
+        })
+    }
+}
+
+struct Loaded {
+    bytes: Vec<u8>,
+    /// Where the bytes came from (after redirects).
+    location: Location,
+    content_type: Option<String>,
+    validators: Validators,
+}
+
+const ACCEPT_ANY: &str = "text/html, text/csv;q=0.9, text/plain;q=0.8, */*;q=0.5";
+const ACCEPT_CSV: &str = "text/csv, text/plain;q=0.9, application/vnd.ms-excel;q=0.8, */*;q=0.5";
+
+fn load(
+    client: &mut Option<HttpClient>,
+    opts: &HttpOptions,
+    loc: &Location,
+    accept: &str,
+    log: &dyn Fn(String),
+) -> Result<Loaded, FetchError> {
+    match loc {
+        Location::File(path) => {
+            log(format!(
+                "reading {}",
+                sanitize::for_terminal(&path.display().to_string())
+            ));
+            let bytes = std::fs::read(path).map_err(|source| FetchError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            Ok(Loaded {
+                bytes,
+                location: loc.clone(),
+                content_type: None,
+                validators: Validators::default(),
+            })
+        }
+        Location::Url(url) => {
+            let c = match client {
+                Some(c) => c,
+                None => client.insert(HttpClient::new(opts)?),
+            };
+            match c.get(url, accept, None, log)? {
+                Got::Body(d) => Ok(Loaded {
+                    bytes: d.body,
+                    location: Location::Url(d.url),
+                    content_type: d.content_type,
+                    validators: d.validators,
+                }),
+                Got::NotModified => Err(FetchError::UnexpectedNotModified {
+                    url: loc.to_string(),
+                }),
+            }
+        }
+    }
+}
+
+/// Does this look like an HTML document rather than CSV? (First non-blank character is a tag.)
+pub fn looks_like_html(bytes: &[u8]) -> bool {
+    let text = csv::decode(&bytes[..bytes.len().min(4096)]).text;
+    let t = text.trim_start_matches(|c: char| c.is_whitespace() || c == '\u{FEFF}');
+    let mut chars = t.chars();
+    chars.next() == Some('<')
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '!' || c == '?')
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+/// Fetches and parses the list from `source`. `log` receives progress notes (shown with `-v`).
+pub fn fetch(
+    source: &Location,
+    opts: &FetchOptions,
+    log: &dyn Fn(String),
+) -> Result<Fetched, FetchError> {
+    let mut client = None;
+    let fetched_at = Utc::now().trunc_subsecs(0);
+    let first = load(&mut client, &opts.http, source, ACCEPT_ANY, log)?;
+    if !looks_like_html(&first.bytes) {
+        return from_csv(
+            first,
+            None,
+            None,
+            SourceValidators::default(),
+            fetched_at,
+            opts,
+        );
+    }
+
+    let page_loc = first.location.clone();
+    let page_url = page_loc.as_url()?;
+    let html = csv::decode(&first.bytes).text;
+    let scan = page::scan(&html, &page_url).map_err(|source| FetchError::Page {
+        page: page_loc.to_string(),
+        source,
+    })?;
+    let page_validators = first.validators.clone();
+    if let Some(updated) = scan.updated {
+        log(format!("the page says it was updated {updated}"));
+    }
+    if let Some(link) = scan.link {
+        log(format!(
+            "the list's link: {}",
+            sanitize::for_terminal(link.as_str())
+        ));
+        let csv_loc = Location::from_url(link);
+        let loaded = load(&mut client, &opts.http, &csv_loc, ACCEPT_CSV, log)?;
+        let is_html_type = loaded
+            .content_type
+            .as_deref()
+            .is_some_and(|t| t.to_ascii_lowercase().starts_with("text/html"));
+        if looks_like_html(&loaded.bytes) || is_html_type {
+            return Err(FetchError::HtmlInsteadOfCsv {
+                url: loaded.location.to_string(),
+            });
+        }
+        let validators = SourceValidators {
+            page: page_validators,
+            csv: Validators::default(),
+        };
+        return from_csv(
+            loaded,
+            Some(&page_loc),
+            scan.updated,
+            validators,
+            fetched_at,
+            opts,
+        );
+    }
+    let Some(rows) = scan.table else {
+        return Err(FetchError::NoList {
+            page: page_loc.to_string(),
+        });
+    };
+    log(format!(
+        "no CSV link; reading the table on the page ({} rows)",
+        rows.len()
+    ));
+    let list = list::build(&rows, &opts.parse).map_err(|source| FetchError::Layout {
+        what: page_loc.to_string(),
+        source,
+    })?;
+    Ok(Fetched {
+        provenance: Provenance {
+            page: Some(page_loc.to_string()),
+            csv: None,
+            sha256: sha256_hex(table_canonical(&rows).as_bytes()),
+            page_updated: scan.updated,
+            fetched_at,
+        },
+        list,
+        validators: SourceValidators {
+            page: page_validators,
+            csv: Validators::default(),
+        },
+        format_note: "inline HTML table".into(),
+    })
+}
+
+fn from_csv(
+    loaded: Loaded,
+    page: Option<&Location>,
+    page_updated: Option<NaiveDate>,
+    mut validators: SourceValidators,
+    fetched_at: DateTime<Utc>,
+    opts: &FetchOptions,
+) -> Result<Fetched, FetchError> {
+    let decoded = csv::decode(&loaded.bytes);
+    let (delimiter, rows) = csv::records(&decoded.text);
+    let list = list::build(&rows, &opts.parse).map_err(|source| FetchError::Layout {
+        what: loaded.location.to_string(),
+        source,
+    })?;
+    validators.csv = loaded.validators;
+    let delimiter_name = match delimiter {
+        b'\t' => "tab".to_string(),
+        d => format!("`{}`", d as char),
+    };
+    Ok(Fetched {
+        provenance: Provenance {
+            page: page.map(|p| p.to_string()),
+            csv: Some(loaded.location.to_string()),
+            sha256: sha256_hex(&loaded.bytes),
+            page_updated,
+            fetched_at,
+        },
+        list,
+        validators,
+        format_note: format!(
+            "{}, {delimiter_name}-separated, {} rows",
+            decoded.encoding,
+            rows.len()
+        ),
+    })
+}
+
+/// The digest input for an inline table: cells joined by tabs, rows by newlines.
+fn table_canonical(rows: &[Record]) -> String {
+    rows.iter()
+        .map(|r| r.cells.join("\t"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
