@@ -285,10 +285,7 @@ impl Builder {
         for p in &mut participants {
             p.domains.sort();
         }
-        participants.sort_by(|a, b| {
-            (a.organization.to_lowercase(), &a.domains)
-                .cmp(&(b.organization.to_lowercase(), &b.domains))
-        });
+        participants.sort_by_cached_key(|p| (p.organization.to_lowercase(), p.domains[0].clone()));
         self.warnings.sort_by_key(|w| w.line.unwrap_or(0));
         ParticipantList {
             participants,

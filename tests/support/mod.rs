@@ -273,3 +273,59 @@ fn handle(mut stream: Box<dyn Stream>, routes: &Routes, seen: &Arc<Mutex<Vec<See
     let _ = stream.write_all(body);
     let _ = stream.flush();
 }
+
+/// A test CA and a server certificate it issued for `localhost` and 127.0.0.1.
+pub struct TestPki {
+    pub ca_pem: String,
+    pub server: Arc<rustls::ServerConfig>,
+}
+
+impl TestPki {
+    pub fn new() -> TestPki {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "bits-tls test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .unwrap();
+        TestPki {
+            ca_pem: ca_cert.pem(),
+            server: Arc::new(server),
+        }
+    }
+
+    /// Starts an HTTPS server with this PKI's certificate.
+    pub fn serve(&self, routes: Vec<(&str, Vec<Reply>)>) -> Server {
+        let config = self.server.clone();
+        Server::start_with(
+            routes,
+            Arc::new(move |tcp| {
+                let conn = rustls::ServerConnection::new(config.clone()).ok()?;
+                Some(Box::new(rustls::StreamOwned::new(conn, tcp)) as Box<dyn Stream>)
+            }),
+        )
+    }
+}
+
+impl Server {
+    pub fn https_url(&self, path: &str) -> String {
+        format!("https://localhost:{}{}", self.addr.port(), path)
+    }
+}
