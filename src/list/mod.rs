@@ -287,6 +287,10 @@ impl Builder {
         }
         participants.sort_by_cached_key(|p| (p.organization.to_lowercase(), p.domains[0].clone()));
         self.warnings.sort_by_key(|w| w.line.unwrap_or(0));
+        if participants.is_empty() {
+            self.warnings
+                .push(Warning::general("the list holds no usable domain"));
+        }
         ParticipantList {
             participants,
             warnings: self.warnings,
