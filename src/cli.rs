@@ -1,7 +1,9 @@
 //! The command line, as data only (clap derive). `settings` turns it into checked options; nothing
 //! outside `commands` and `settings` sees these types.
 
+use crate::domain::{Domain, DomainRules};
 use crate::list::columns::ColumnOverride;
+use crate::render::options::{EximTls, PostfixLevel, PostfixProtocols, TableType, TlsValidation};
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -53,6 +55,11 @@ pub enum Command {
     /// itself, as a URL or a file; which one is decided by the content. Rows that cannot be used are
     /// reported as warnings with their line number and left out.
     Fetch(FetchArgs),
+    /// Print one target's configuration for the list
+    ///
+    /// Renders the list for one mail system to stdout. Nothing is written; `sync` writes files. Every
+    /// rendered line is checked against the target's syntax before it is printed.
+    Render(Box<RenderArgs>),
     /// Print a shell completion script
     Completions {
         /// The shell to complete for
@@ -105,4 +112,111 @@ pub struct SourceArgs {
     /// enforces_inbound_tls
     #[arg(long, value_name = "FIELD=COLUMN,…")]
     pub columns: Option<ColumnOverride>,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// What to render
+    #[arg(value_enum, required_unless_present = "template")]
+    pub target: Option<TargetName>,
+    /// Render this template file (minijinja) instead of a built-in target
+    #[arg(long, value_name = "FILE", conflicts_with = "target")]
+    pub template: Option<PathBuf>,
+    /// Take templates from this directory where it has a file of the built-in name (e.g. postfix-policy.j2)
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    pub options: RenderOptionArgs,
+}
+
+/// The built-in targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TargetName {
+    /// Postfix smtp_tls_policy_maps table
+    PostfixPolicy,
+    /// Postfix check_sender_access table (requirement 5.2.4)
+    PostfixSenders,
+    /// Exim domain list file
+    EximDomains,
+    /// Exim router, transport and ACL
+    EximConfig,
+    /// Exchange Server PowerShell (send connector)
+    Exchange,
+    /// Exchange Online PowerShell (partner connectors)
+    ExchangeOnline,
+}
+
+/// Per-target options; each overrides the default (and, later, the config file).
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Output options")]
+pub struct RenderOptionArgs {
+    /// Also force TLS for every subdomain of each listed domain (accepts `*.x` entries in the list)
+    #[arg(long)]
+    pub subdomains: bool,
+    /// Postfix TLS security level [default: verify]
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub postfix_level: Option<PostfixLevel>,
+    /// How Postfix's TLS 1.2 floor is written: legacy (any Postfix) or modern (3.6+) [default: legacy]
+    #[arg(long, value_enum, value_name = "SYNTAX")]
+    pub postfix_protocols: Option<PostfixProtocols>,
+    /// Postfix `match=` for verify/secure, e.g. nexthop:dot-nexthop:.protection.outlook.com
+    #[arg(long, value_name = "MATCH")]
+    pub postfix_match: Option<String>,
+    /// Postfix table type in the main.cf lines [default: hash]
+    #[arg(long, value_enum, value_name = "TYPE")]
+    pub postfix_table_type: Option<TableType>,
+    /// Path of the policy table in the main.cf lines [default: /etc/postfix/bits_tls_policy]
+    #[arg(long, value_name = "PATH")]
+    pub postfix_policy_path: Option<String>,
+    /// Path of the senders table in the main.cf lines [default: /etc/postfix/bits_tls_senders]
+    #[arg(long, value_name = "PATH")]
+    pub postfix_senders_path: Option<String>,
+    /// TLS library of the Exim build [default: gnutls]
+    #[arg(long, value_enum, value_name = "LIB")]
+    pub exim_tls: Option<EximTls>,
+    /// Path of the Exim domain list file [default: /etc/exim4/bits_forced_tls_domains]
+    #[arg(long, value_name = "PATH")]
+    pub exim_domains_file: Option<String>,
+    /// Exim tls_verify_certificates: `system` or a CA bundle path [default: system]
+    #[arg(long, value_name = "system|PATH")]
+    pub exim_verify_certificates: Option<String>,
+    /// Exchange Server send connector name [default: Bits forced TLS]
+    #[arg(long, value_name = "NAME")]
+    pub exchange_connector: Option<String>,
+    /// Exchange Server TlsAuthLevel [default: CertificateValidation]
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub exchange_tls_auth_level: Option<TlsValidation>,
+    /// Exchange Server TlsDomain (required with DomainValidation)
+    #[arg(long, value_name = "DOMAIN", value_parser = parse_domain)]
+    pub exchange_tls_domain: Option<Domain>,
+    /// Exchange Server source transport server (repeat for several)
+    #[arg(long = "exchange-source-server", value_name = "NAME")]
+    pub exchange_source_servers: Vec<String>,
+    /// Exchange Server connector MaxMessageSize, e.g. 35MB
+    #[arg(long, value_name = "SIZE")]
+    pub exchange_max_message_size: Option<String>,
+    /// Exchange Online outbound connector name [default: Bits forced TLS]
+    #[arg(long, value_name = "NAME")]
+    pub exo_connector: Option<String>,
+    /// Exchange Online TlsSettings [default: CertificateValidation]
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub exo_tls_settings: Option<TlsValidation>,
+    /// Exchange Online TlsDomain (required with DomainValidation)
+    #[arg(long, value_name = "DOMAIN", value_parser = parse_domain)]
+    pub exo_tls_domain: Option<Domain>,
+    /// Most recipient domains per Exchange Online connector before splitting [default: 1000]
+    #[arg(long, value_name = "N")]
+    pub exo_max_domains: Option<usize>,
+    /// Also create an Exchange Online partner inbound connector with RequireTls (requirement 5.2.4)
+    #[arg(long)]
+    pub exo_inbound: bool,
+    /// Exchange Online inbound connector name [default: Bits forced TLS inbound]
+    #[arg(long, value_name = "NAME")]
+    pub exo_inbound_connector: Option<String>,
+}
+
+fn parse_domain(s: &str) -> Result<Domain, String> {
+    Domain::parse(s, DomainRules::default()).map_err(|e| format!("domain {e}"))
 }

@@ -1,5 +1,6 @@
 //! Turning an error chain into advice: the first layer that knows how to fix it supplies the hint.
 
+use crate::render::RenderError;
 use crate::source::http::HttpError;
 use crate::source::FetchError;
 
@@ -9,6 +10,8 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
         if let Some(e) = e.downcast_ref::<FetchError>() {
             e.hint()
         } else if let Some(e) = e.downcast_ref::<HttpError>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<RenderError>() {
             e.hint()
         } else {
             None

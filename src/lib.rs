@@ -13,6 +13,7 @@ pub mod exit;
 pub mod list;
 pub mod org_number;
 pub mod printer;
+pub mod render;
 pub mod sanitize;
 pub mod settings;
 pub mod source;

@@ -47,6 +47,20 @@ pub fn one_line(text: &str) -> String {
     out
 }
 
+/// Text fit for a comment line in any generated config file (Postfix and Exim `#`, PowerShell `#`):
+/// one line, no control or invisible characters, and none of the characters that mean something to a
+/// shell, a template engine or a config parser (`\\ ` `` ` `` `$ { } < > " |`), each replaced by `_`.
+/// Cut to 160 characters. Letters of any script, digits and ordinary punctuation stay.
+pub fn comment(text: &str) -> String {
+    let line = one_line(text);
+    let mut out = String::with_capacity(line.len());
+    for c in line.chars().take(160) {
+        let safe = c.is_alphanumeric() || " .,:;-_()&'/+@!?%=*[]#~^".contains(c);
+        out.push(if safe { c } else { '_' });
+    }
+    out.trim_end().to_string()
+}
+
 /// Control characters, plus the Unicode characters that move or hide text on a terminal or in an editor:
 /// line/paragraph separators, bidi overrides and isolates, zero-width characters and the BOM.
 pub fn is_dangerous(c: char) -> bool {
@@ -77,6 +91,25 @@ mod tests {
     fn one_line_folds_breaks_and_controls() {
         assert_eq!(one_line("  Bank\r\n ASA\u{2028}x\t\0 "), "Bank ASA x");
         assert_eq!(one_line("\n\n"), "");
+    }
+
+    #[test]
+    fn comment_text_is_one_inert_line() {
+        assert_eq!(
+            comment("Sør-Bank ASA (Oslo) & Co."),
+            "Sør-Bank ASA (Oslo) & Co."
+        );
+        assert_eq!(comment("a\nmatch=x\r\u{2028}b"), "a match=x b");
+        assert_eq!(
+            comment("${run{/bin/sh}} `id` $(id) <#"),
+            "__run_/bin/sh__ _id_ _(id) _#"
+        );
+        assert_eq!(comment("trailing\\"), "trailing_");
+        assert_eq!(comment(&"x".repeat(500)).len(), 160);
+        assert_eq!(
+            comment("https://bits.no/a%20b.csv?v=1"),
+            "https://bits.no/a%20b.csv?v=1"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! One small adapter per subcommand: build options from the command line, call the library, print.
 
 pub mod fetch;
+pub mod render;
 
 use crate::cli::{Cli, ColorWhen, Command};
 use crate::exit::ExitStatus;
@@ -23,6 +24,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     let printer = Printer::new(verbosity);
     match cli.command {
         Command::Fetch(args) => fetch::run(&args, &printer),
+        Command::Render(args) => render::run(&args, &printer),
         Command::Completions { shell } => {
             let mut out = std::io::stdout().lock();
             clap_complete::generate(shell, &mut Cli::command(), "bits-tls", &mut out);

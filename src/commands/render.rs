@@ -1,0 +1,48 @@
+//! `bits-tls render TARGET`: print one target's configuration to stdout.
+
+use crate::cli::{RenderArgs, TargetName};
+use crate::exit::ExitStatus;
+use crate::printer::Printer;
+use crate::render::{RenderInput, Renderer, Target};
+use crate::settings::{self, SourceSettings};
+use crate::source;
+use anyhow::Context;
+use std::io::Write;
+
+pub fn target_of(name: TargetName) -> Target {
+    match name {
+        TargetName::PostfixPolicy => Target::PostfixPolicy,
+        TargetName::PostfixSenders => Target::PostfixSenders,
+        TargetName::EximDomains => Target::EximDomains,
+        TargetName::EximConfig => Target::EximConfig,
+        TargetName::Exchange => Target::Exchange,
+        TargetName::ExchangeOnline => Target::ExchangeOnline,
+    }
+}
+
+pub fn run(args: &RenderArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
+    let options = settings::render_options(&args.options)?;
+    let mut src = SourceSettings::from_args(&args.source)?;
+    src.fetch.parse.domain_rules.allow_wildcards = options.subdomains;
+    let target = match (&args.template, args.target) {
+        (Some(path), _) => Target::Template(path.clone()),
+        (None, Some(name)) => target_of(name),
+        (None, None) => unreachable!("clap requires a target or --template"),
+    };
+    // Templates are loaded before the download, so a broken template fails fast.
+    let renderer = Renderer::new(args.templates.as_deref())?;
+    let fetched = source::fetch(&src.location, &src.fetch, &printer.log())?;
+    for w in &fetched.list.warnings {
+        printer.warning(w);
+    }
+    let input = RenderInput {
+        provenance: &fetched.provenance,
+        list: &fetched.list,
+    };
+    let text = renderer.render(&target, input, &options)?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .context("writing to stdout")?;
+    out.flush().context("writing to stdout")?;
+    Ok(ExitStatus::Success)
+}

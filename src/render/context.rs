@@ -1,0 +1,150 @@
+//! The data templates see. Everything here is safe to print: domains are validated A-labels, and free
+//! text (names, addresses) has passed `sanitize::comment`. The README documents every field.
+
+use super::options::RenderOptions;
+use super::RenderInput;
+use crate::sanitize::comment;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Serialize)]
+pub struct Context<'a> {
+    pub tool: Tool,
+    pub source: Source,
+    pub counts: Counts,
+    /// Every domain, sorted, with the participant it belongs to.
+    pub domains: Vec<DomainEntry>,
+    /// Participants sorted by name, each with its domains.
+    pub participants: Vec<ParticipantEntry>,
+    pub options: &'a RenderOptions,
+    pub postfix: PostfixDerived,
+    pub exchange: ExchangeDerived,
+    pub exchange_online: ExchangeOnlineDerived,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Tool {
+    pub name: &'static str,
+    pub version: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Source {
+    pub page: Option<String>,
+    pub csv: Option<String>,
+    pub sha256: String,
+    pub page_updated: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Counts {
+    pub participants: usize,
+    pub domains: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DomainEntry {
+    /// The A-label form, as servers compare it.
+    pub name: String,
+    /// The Unicode form when it differs (comment-safe).
+    pub unicode: Option<String>,
+    pub organization: String,
+    pub org_number: Option<String>,
+    pub enforces_inbound_tls: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ParticipantEntry {
+    pub organization: String,
+    pub org_number: Option<String>,
+    pub domains: Vec<String>,
+    pub enrolled: Option<String>,
+    pub enforces_inbound_tls: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PostfixDerived {
+    /// The right-hand side of every policy entry, e.g. `verify protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1`.
+    pub policy_value: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExchangeDerived {
+    /// Address spaces: `domain`, or `*.domain` (the domain and its subdomains) with `subdomains`.
+    pub address_spaces: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Connector {
+    pub name: String,
+    pub domains: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExchangeOnlineDerived {
+    /// Outbound connectors with at most `max_domains_per_connector` recipient domains each.
+    pub connectors: Vec<Connector>,
+    /// Inbound connectors (only when `inbound` is on), split at the same size.
+    pub inbound_connectors: Vec<Connector>,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(input: RenderInput, opts: &'a RenderOptions) -> Context<'a> {
+        let p = input.provenance;
+        let participants: Vec<ParticipantEntry> = input
+            .list
+            .participants
+            .iter()
+            .map(|p| ParticipantEntry {
+                organization: comment(&p.organization),
+                org_number: p.org_number.as_deref().map(comment),
+                domains: p.domains.iter().map(|d| d.to_string()).collect(),
+                enrolled: p.enrolled.map(|d| d.to_string()),
+                enforces_inbound_tls: p.enforces_inbound_tls,
+            })
+            .collect();
+        let mut by_domain = BTreeMap::new();
+        for p in &input.list.participants {
+            for d in &p.domains {
+                by_domain.insert(d.clone(), p);
+            }
+        }
+        let domains: Vec<DomainEntry> = by_domain
+            .iter()
+            .map(|(d, p)| DomainEntry {
+                name: d.to_string(),
+                unicode: d.unicode().map(|u| comment(&u)),
+                organization: comment(&p.organization),
+                org_number: p.org_number.as_deref().map(comment),
+                enforces_inbound_tls: p.enforces_inbound_tls,
+            })
+            .collect();
+        let names: Vec<String> = domains.iter().map(|d| d.name.clone()).collect();
+        Context {
+            tool: Tool {
+                name: "bits-tls",
+                version: env!("CARGO_PKG_VERSION"),
+            },
+            source: Source {
+                page: p.page.as_deref().map(comment),
+                csv: p.csv.as_deref().map(comment),
+                sha256: comment(&p.sha256),
+                page_updated: p.page_updated.map(|d| d.to_string()),
+            },
+            counts: Counts {
+                participants: participants.len(),
+                domains: domains.len(),
+            },
+            postfix: PostfixDerived {
+                policy_value: super::postfix::policy_value(&opts.postfix),
+            },
+            exchange: ExchangeDerived {
+                address_spaces: super::exchange::address_spaces(&names, opts.subdomains),
+            },
+            exchange_online: super::exchange::online_connectors(&names, opts),
+            domains,
+            participants,
+            options: opts,
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! Rendering the list into mail-server configuration. Templates (minijinja, in `templates/`) decide the
+//! text; this module builds the context they see (only validated domains, and free text already made
+//! comment-safe), and checks every rendered line against the target's grammar before anything is
+//! returned, so a broken or hostile template or list can never yield a config that merely "loads".
+
+pub mod context;
+pub mod exchange;
+pub mod exim;
+pub mod options;
+pub mod postfix;
+
+use crate::list::ParticipantList;
+use crate::source::Provenance;
+use minijinja::{AutoEscape, Environment, UndefinedBehavior};
+use options::{OptionError, RenderOptions};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// What to render.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Target {
+    PostfixPolicy,
+    PostfixSenders,
+    EximDomains,
+    EximConfig,
+    Exchange,
+    ExchangeOnline,
+    /// A user template file, rendered with the same context.
+    Template(PathBuf),
+}
+
+impl Target {
+    pub const BUILT_IN: [Target; 6] = [
+        Target::PostfixPolicy,
+        Target::PostfixSenders,
+        Target::EximDomains,
+        Target::EximConfig,
+        Target::Exchange,
+        Target::ExchangeOnline,
+    ];
+
+    pub fn name(&self) -> &str {
+        match self {
+            Target::PostfixPolicy => "postfix-policy",
+            Target::PostfixSenders => "postfix-senders",
+            Target::EximDomains => "exim-domains",
+            Target::EximConfig => "exim-config",
+            Target::Exchange => "exchange",
+            Target::ExchangeOnline => "exchange-online",
+            Target::Template(_) => "template",
+        }
+    }
+
+    /// The built-in template's file name (also its name in a `--templates` directory).
+    pub fn template_file(&self) -> Option<&'static str> {
+        Some(match self {
+            Target::PostfixPolicy => "postfix-policy.j2",
+            Target::PostfixSenders => "postfix-senders.j2",
+            Target::EximDomains => "exim-domains.j2",
+            Target::EximConfig => "exim-config.j2",
+            Target::Exchange => "exchange.ps1.j2",
+            Target::ExchangeOnline => "exchange-online.ps1.j2",
+            Target::Template(_) => return None,
+        })
+    }
+
+    pub fn parse(name: &str) -> Option<Target> {
+        Target::BUILT_IN.into_iter().find(|t| t.name() == name)
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Template(p) => write!(f, "template `{}`", p.display()),
+            t => f.write_str(t.name()),
+        }
+    }
+}
+
+/// The built-in templates, embedded in the binary.
+const EMBEDDED: &[(&str, &str)] = &[
+    ("_header.j2", include_str!("../../templates/_header.j2")),
+    (
+        "postfix-policy.j2",
+        include_str!("../../templates/postfix-policy.j2"),
+    ),
+    (
+        "postfix-senders.j2",
+        include_str!("../../templates/postfix-senders.j2"),
+    ),
+    (
+        "exim-domains.j2",
+        include_str!("../../templates/exim-domains.j2"),
+    ),
+    (
+        "exim-config.j2",
+        include_str!("../../templates/exim-config.j2"),
+    ),
+    (
+        "exchange.ps1.j2",
+        include_str!("../../templates/exchange.ps1.j2"),
+    ),
+    (
+        "exchange-online.ps1.j2",
+        include_str!("../../templates/exchange-online.ps1.j2"),
+    ),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("could not read the template `{}`", .path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the template for {target} failed")]
+    Template {
+        target: String,
+        #[source]
+        source: minijinja::Error,
+    },
+    #[error(transparent)]
+    Option(#[from] OptionError),
+    #[error("the {target} output failed its check at line {line}: {problem}")]
+    Output {
+        target: String,
+        line: usize,
+        problem: String,
+    },
+}
+
+impl RenderError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            RenderError::Template { .. } => Some(
+                "templates see only the variables documented in the README; an unknown variable is an error".into(),
+            ),
+            RenderError::Output { .. } => Some(
+                "nothing was written; if you override templates (--templates), keep every line in the target's syntax".into(),
+            ),
+            RenderError::Option(_) => Some("see the README's option reference".into()),
+            RenderError::Read { .. } => None,
+        }
+    }
+}
+
+/// What is rendered: the list and where it came from.
+#[derive(Debug, Clone, Copy)]
+pub struct RenderInput<'a> {
+    pub provenance: &'a Provenance,
+    pub list: &'a ParticipantList,
+}
+
+/// A template environment: the embedded templates, each overridable by a file of the same name in a
+/// directory.
+pub struct Renderer {
+    env: Environment<'static>,
+}
+
+impl Renderer {
+    pub fn new(templates_dir: Option<&Path>) -> Result<Renderer, RenderError> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_keep_trailing_newline(true);
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
+        env.set_auto_escape_callback(|_| AutoEscape::None);
+        env.add_filter("comment", |s: String| crate::sanitize::comment(&s));
+        env.add_filter("ps_quote", |s: String| exchange::ps_quote(&s));
+        for (name, text) in EMBEDDED {
+            let text = match templates_dir.map(|d| d.join(name)).filter(|p| p.is_file()) {
+                Some(path) => std::fs::read_to_string(&path)
+                    .map_err(|source| RenderError::Read { path, source })?,
+                None => text.to_string(),
+            };
+            env.add_template_owned(*name, text)
+                .map_err(|source| RenderError::Template {
+                    target: name.to_string(),
+                    source,
+                })?;
+        }
+        Ok(Renderer { env })
+    }
+
+    /// Renders one target, then checks the result line by line.
+    pub fn render(
+        &self,
+        target: &Target,
+        input: RenderInput,
+        opts: &RenderOptions,
+    ) -> Result<String, RenderError> {
+        opts.validate()?;
+        let ctx = context::Context::new(input, opts);
+        let fail = |source| RenderError::Template {
+            target: target.to_string(),
+            source,
+        };
+        let text = match target {
+            Target::Template(path) => {
+                let src = std::fs::read_to_string(path).map_err(|source| RenderError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                let mut env = self.env.clone();
+                env.add_template_owned("user", src).map_err(fail)?;
+                let text = env
+                    .get_template("user")
+                    .map_err(fail)?
+                    .render(&ctx)
+                    .map_err(fail)?;
+                text
+            }
+            t => {
+                let name = t.template_file().expect("built-in target");
+                self.env
+                    .get_template(name)
+                    .map_err(fail)?
+                    .render(&ctx)
+                    .map_err(fail)?
+            }
+        };
+        let mut text = text;
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        check(target, &text, opts).map_err(|(line, problem)| RenderError::Output {
+            target: target.to_string(),
+            line,
+            problem,
+        })?;
+        Ok(text)
+    }
+}
+
+/// Checks common to every output, then the target's own grammar. Returns the 1-based line of the first
+/// problem.
+pub fn check(target: &Target, text: &str, opts: &RenderOptions) -> Result<(), (usize, String)> {
+    for (i, line) in text.split('\n').enumerate() {
+        if let Some(c) = line
+            .chars()
+            .find(|c| crate::sanitize::is_dangerous(*c) && *c != '\t')
+        {
+            return Err((
+                i + 1,
+                format!("control or invisible character {}", c.escape_default()),
+            ));
+        }
+    }
+    match target {
+        Target::PostfixPolicy => postfix::check_policy(text, opts),
+        Target::PostfixSenders => postfix::check_senders(text),
+        Target::EximDomains => exim::check_domains(text),
+        Target::EximConfig => exim::check_config(text),
+        Target::Exchange | Target::ExchangeOnline => exchange::check_script(text),
+        Target::Template(_) => Ok(()),
+    }
+}
+
+/// Data lines of a `#`-commented file: (1-based line number, line), skipping blank and comment lines.
+pub(crate) fn data_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l))
+        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+}

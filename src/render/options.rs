@@ -1,0 +1,401 @@
+//! Per-target choices (Postfix level and protocol syntax, Exim TLS library, Exchange connector names …),
+//! with the defaults the scheme needs. Read from flags now and from `bits-tls.toml` later; every value
+//! that reaches an output is checked here first.
+
+use crate::domain::Domain;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RenderOptions {
+    /// Also force TLS for every subdomain of each listed domain (and accept `*.x` entries in the list).
+    pub subdomains: bool,
+    pub postfix: PostfixOptions,
+    pub exim: EximOptions,
+    pub exchange: ExchangeOptions,
+    pub exchange_online: ExchangeOnlineOptions,
+}
+
+/// `smtp_tls_policy_maps` security levels that force TLS. `dane` (opportunistic) and `may` are not offered:
+/// they would not force anything.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum PostfixLevel {
+    /// TLS without certificate checks: does not meet the scheme
+    Encrypt,
+    /// Trusted chain and a certificate matching the MX host name (recommended)
+    #[default]
+    Verify,
+    /// Trusted chain and a certificate naming the recipient domain (fails for Microsoft 365 without `match`)
+    Secure,
+    /// Mandatory DANE: only for domains that publish TLSA records under DNSSEC
+    DaneOnly,
+}
+
+impl PostfixLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PostfixLevel::Encrypt => "encrypt",
+            PostfixLevel::Verify => "verify",
+            PostfixLevel::Secure => "secure",
+            PostfixLevel::DaneOnly => "dane-only",
+        }
+    }
+}
+
+/// How the TLS 1.2 floor is written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum PostfixProtocols {
+    /// `!SSLv2:!SSLv3:!TLSv1:!TLSv1.1`, understood by every Postfix in use
+    #[default]
+    Legacy,
+    /// `>=TLSv1.2`, Postfix 3.6 and newer
+    Modern,
+}
+
+impl PostfixProtocols {
+    pub fn value(self) -> &'static str {
+        match self {
+            PostfixProtocols::Legacy => "!SSLv2:!SSLv3:!TLSv1:!TLSv1.1",
+            PostfixProtocols::Modern => ">=TLSv1.2",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum TableType {
+    #[default]
+    Hash,
+    Lmdb,
+    Cdb,
+    /// Read at start-up, no postmap needed (needs `postfix reload`)
+    Texthash,
+}
+
+impl TableType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableType::Hash => "hash",
+            TableType::Lmdb => "lmdb",
+            TableType::Cdb => "cdb",
+            TableType::Texthash => "texthash",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PostfixOptions {
+    pub level: PostfixLevel,
+    pub protocols: PostfixProtocols,
+    /// `match=` attribute for `verify`/`secure`, e.g. `nexthop:dot-nexthop:.protection.outlook.com`.
+    #[serde(rename = "match")]
+    pub match_: Option<String>,
+    pub table_type: TableType,
+    /// Where the policy table will live, for the `main.cf` lines in the header.
+    pub policy_path: String,
+    /// Where the 5.2.4 senders table will live.
+    pub senders_path: String,
+}
+
+impl Default for PostfixOptions {
+    fn default() -> Self {
+        PostfixOptions {
+            level: PostfixLevel::Verify,
+            protocols: PostfixProtocols::Legacy,
+            match_: None,
+            table_type: TableType::Hash,
+            policy_path: "/etc/postfix/bits_tls_policy".into(),
+            senders_path: "/etc/postfix/bits_tls_senders".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum EximTls {
+    /// Debian's exim4 packages
+    #[default]
+    Gnutls,
+    Openssl,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EximOptions {
+    pub tls_library: EximTls,
+    /// The domain list file the `domainlist` reads (where `exim-domains` is written).
+    pub domains_file: String,
+    /// `tls_verify_certificates`: `system` or a CA bundle path.
+    pub verify_certificates: String,
+}
+
+impl Default for EximOptions {
+    fn default() -> Self {
+        EximOptions {
+            tls_library: EximTls::Gnutls,
+            domains_file: "/etc/exim4/bits_forced_tls_domains".into(),
+            verify_certificates: "system".into(),
+        }
+    }
+}
+
+/// Exchange Server `TlsAuthLevel` values that validate certificates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum TlsValidation {
+    /// Chain and revocation
+    #[default]
+    #[value(name = "CertificateValidation")]
+    CertificateValidation,
+    /// Also the certificate's name against TlsDomain (or the recipient domain)
+    #[value(name = "DomainValidation")]
+    DomainValidation,
+}
+
+impl TlsValidation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsValidation::CertificateValidation => "CertificateValidation",
+            TlsValidation::DomainValidation => "DomainValidation",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExchangeOptions {
+    pub connector_name: String,
+    pub tls_auth_level: TlsValidation,
+    pub tls_domain: Option<Domain>,
+    pub source_transport_servers: Vec<String>,
+    /// `MaxMessageSize`, e.g. `35MB`.
+    pub max_message_size: Option<String>,
+}
+
+impl Default for ExchangeOptions {
+    fn default() -> Self {
+        ExchangeOptions {
+            connector_name: "Bits forced TLS".into(),
+            tls_auth_level: TlsValidation::CertificateValidation,
+            tls_domain: None,
+            source_transport_servers: Vec::new(),
+            max_message_size: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExchangeOnlineOptions {
+    /// Outbound connector name; numbered (`… 1`, `… 2`) when the list is split.
+    pub connector_name: String,
+    pub tls_settings: TlsValidation,
+    pub tls_domain: Option<Domain>,
+    /// Most RecipientDomains per outbound connector before splitting (Microsoft's reported ceiling is
+    /// about 1800, unconfirmed).
+    pub max_domains_per_connector: usize,
+    /// Also create a partner inbound connector with RequireTls (requirement 5.2.4).
+    pub inbound: bool,
+    pub inbound_connector_name: String,
+}
+
+impl Default for ExchangeOnlineOptions {
+    fn default() -> Self {
+        ExchangeOnlineOptions {
+            connector_name: "Bits forced TLS".into(),
+            tls_settings: TlsValidation::CertificateValidation,
+            tls_domain: None,
+            max_domains_per_connector: 1000,
+            inbound: false,
+            inbound_connector_name: "Bits forced TLS inbound".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("option `{key}` {problem}")]
+pub struct OptionError {
+    pub key: &'static str,
+    pub problem: String,
+}
+
+fn bad(key: &'static str, problem: impl Into<String>) -> OptionError {
+    OptionError {
+        key,
+        problem: problem.into(),
+    }
+}
+
+/// An absolute path of plain characters (it is written into config files and comments).
+fn check_path(key: &'static str, p: &str) -> Result<(), OptionError> {
+    let plain = p.starts_with('/')
+        && p.len() <= 255
+        && !p.contains("..")
+        && p.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+".contains(&b));
+    if plain {
+        Ok(())
+    } else {
+        Err(bad(
+            key,
+            format!(
+                "must be an absolute path of letters, digits and `/._-+`, not `{}`",
+                crate::sanitize::excerpt(p, 80)
+            ),
+        ))
+    }
+}
+
+/// A connector or server name: letters, digits, space and `._-`, 1–64 characters.
+fn check_name(key: &'static str, n: &str) -> Result<(), OptionError> {
+    let ok = !n.trim().is_empty()
+        && n.len() <= 64
+        && n.trim() == n
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || " ._-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(
+            key,
+            format!(
+                "must be 1–64 letters, digits, spaces or `._-`, not `{}`",
+                crate::sanitize::excerpt(n, 80)
+            ),
+        ))
+    }
+}
+
+impl RenderOptions {
+    /// Checks every value that reaches an output.
+    pub fn validate(&self) -> Result<(), OptionError> {
+        let p = &self.postfix;
+        if let Some(m) = &p.match_ {
+            if !matches!(p.level, PostfixLevel::Verify | PostfixLevel::Secure) {
+                return Err(bad(
+                    "postfix.match",
+                    "applies only to the levels verify and secure",
+                ));
+            }
+            let ok = !m.is_empty()
+                && m.split(':').all(|part| {
+                    matches!(part, "hostname" | "nexthop" | "dot-nexthop")
+                        || crate::domain::is_normalised(part.strip_prefix('.').unwrap_or(part))
+                });
+            if !ok {
+                return Err(bad(
+                    "postfix.match",
+                    format!(
+                        "must be `:`-separated hostname, nexthop, dot-nexthop or domains (`.domain` for subdomains), not `{}`",
+                        crate::sanitize::excerpt(m, 80)
+                    ),
+                ));
+            }
+        }
+        check_path("postfix.policy_path", &p.policy_path)?;
+        check_path("postfix.senders_path", &p.senders_path)?;
+        check_path("exim.domains_file", &self.exim.domains_file)?;
+        if self.exim.verify_certificates != "system" {
+            check_path("exim.verify_certificates", &self.exim.verify_certificates)?;
+        }
+        let x = &self.exchange;
+        check_name("exchange.connector_name", &x.connector_name)?;
+        for s in &x.source_transport_servers {
+            check_name("exchange.source_transport_servers", s)?;
+        }
+        if x.tls_auth_level == TlsValidation::DomainValidation && x.tls_domain.is_none() {
+            return Err(bad(
+                "exchange.tls_domain",
+                "is required with DomainValidation",
+            ));
+        }
+        if let Some(size) = &x.max_message_size {
+            let digits = size.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+            let unit = &size[digits.len()..];
+            let ok = size == "unlimited"
+                || (!digits.is_empty()
+                    && digits.len() <= 9
+                    && digits.bytes().all(|b| b.is_ascii_digit())
+                    && matches!(unit, "B" | "KB" | "MB" | "GB"));
+            if !ok {
+                return Err(bad(
+                    "exchange.max_message_size",
+                    "must be like `35MB` or `unlimited`",
+                ));
+            }
+        }
+        let o = &self.exchange_online;
+        check_name("exchange_online.connector_name", &o.connector_name)?;
+        check_name(
+            "exchange_online.inbound_connector_name",
+            &o.inbound_connector_name,
+        )?;
+        if o.tls_settings == TlsValidation::DomainValidation && o.tls_domain.is_none() {
+            return Err(bad(
+                "exchange_online.tls_domain",
+                "is required with DomainValidation",
+            ));
+        }
+        if !(1..=5000).contains(&o.max_domains_per_connector) {
+            return Err(bad(
+                "exchange_online.max_domains_per_connector",
+                "must be from 1 to 5000",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(RenderOptions::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn rejects_values_that_could_inject() {
+        let mut o = RenderOptions::default();
+        o.postfix.match_ = Some("nexthop verify".into());
+        assert_eq!(o.validate().unwrap_err().key, "postfix.match");
+        o.postfix.match_ = Some("nexthop:dot-nexthop:.protection.outlook.com".into());
+        assert_eq!(o.validate(), Ok(()));
+        o.postfix.level = PostfixLevel::Encrypt;
+        assert_eq!(o.validate().unwrap_err().key, "postfix.match");
+
+        let mut o = RenderOptions::default();
+        o.exim.domains_file = "/etc/exim4/x\n/bin/sh".into();
+        assert_eq!(o.validate().unwrap_err().key, "exim.domains_file");
+        o.exim.domains_file = "relative/path".into();
+        assert!(o.validate().is_err());
+
+        let mut o = RenderOptions::default();
+        o.exchange.connector_name = "Bits'; Remove-Item C:\\".into();
+        assert_eq!(o.validate().unwrap_err().key, "exchange.connector_name");
+
+        let mut o = RenderOptions::default();
+        o.exchange_online.tls_settings = TlsValidation::DomainValidation;
+        assert_eq!(o.validate().unwrap_err().key, "exchange_online.tls_domain");
+
+        let mut o = RenderOptions::default();
+        o.exchange.max_message_size = Some("35MB; x".into());
+        assert!(o.validate().is_err());
+        o.exchange.max_message_size = Some("35MB".into());
+        assert_eq!(o.validate(), Ok(()));
+    }
+
+    #[test]
+    fn reads_from_toml_like_data_and_refuses_unknown_keys() {
+        let o: RenderOptions =
+            serde_json::from_str(r#"{"postfix": {"level": "secure", "match": "nexthop"}}"#)
+                .unwrap();
+        assert_eq!(o.postfix.level, PostfixLevel::Secure);
+        assert!(
+            serde_json::from_str::<RenderOptions>(r#"{"postfix": {"levle": "secure"}}"#).is_err()
+        );
+    }
+}
