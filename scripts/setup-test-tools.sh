@@ -1,17 +1,70 @@
 #!/usr/bin/env bash
-# Installs everything the test suite needs on a fresh Debian machine (run as root; CI runs it from
-# .ci/run). Safe to run again: it skips what is already there.
+# Installs everything the test suite needs on a fresh Debian 12 machine. Run as root; CI runs it from
+# .ci/run. Safe to run again: it skips what is already there.
+#
+# Postfix and Exim conflict as Debian packages, so neither is installed: both are unpacked from their
+# .deb files into target/test-tools (or $BITS_TLS_TEST_TOOLS) and run from there, with the libraries they
+# link against installed from Debian and the system users they insist on created. Nothing here touches
+# the machine's own mail configuration.
 set -euo pipefail
 
-need_apt=()
-command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
-if [ "${#need_apt[@]}" -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+tools="${BITS_TLS_TEST_TOOLS:-$root/target/test-tools}"
+export DEBIAN_FRONTEND=noninteractive
+
+if [ "$(id -u)" != 0 ]; then
+  echo "setup-test-tools: run as root (it installs Debian packages and creates system users)" >&2
+  exit 1
 fi
 
+updated=0
+apt_update_once() {
+  if [ "$updated" = 0 ]; then
+    apt-get update -qq
+    updated=1
+  fi
+}
+
+# Libraries the unpacked binaries link against, and build tools for -sys crates.
+packages=(build-essential ca-certificates libdb5.3 libicu72 libnsl2 libsasl2-2 libssl3
+          libgnutls30 libgnutls-dane0 libidn12 libidn2-0 libpcre2-8-0 libcrypt1)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  apt_update_once
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The users the MTAs check for: Postfix's mail_owner and setgid_group, Exim's compiled-in user.
+getent group postdrop >/dev/null || groupadd --system postdrop
+getent passwd postfix >/dev/null || useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin postfix
+getent passwd Debian-exim >/dev/null || useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin Debian-exim
+
+unpack() { # package, directory, a file that shows it is unpacked
+  local pkg=$1 dir=$2 marker=$3
+  if [ -x "$dir/$marker" ]; then
+    return
+  fi
+  apt_update_once
+  mkdir -p "$tools/debs"
+  rm -f "$tools/debs/${pkg}"_*.deb
+  (cd "$tools/debs" && apt-get download -qq "$pkg" 2>&1 | grep -v "couldn't be accessed by user '_apt'" || true)
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  dpkg-deb -x "$tools/debs/${pkg}"_*.deb "$dir"
+  test -x "$dir/$marker"
+}
+unpack postfix "$tools/postfix" usr/sbin/postmap
+unpack exim4-daemon-light "$tools/exim" usr/sbin/exim4
+
+# Smoke checks: the binaries run.
+LD_LIBRARY_PATH="$tools/postfix/usr/lib/postfix" "$tools/postfix/usr/sbin/postconf" -d mail_version >/dev/null 2>&1
+"$tools/exim/usr/sbin/exim4" -C /dev/null -bV >/dev/null 2>&1 || "$tools/exim/usr/sbin/exim4" --version | head -1 >/dev/null
+
 command -v cargo >/dev/null 2>&1 || { echo "setup-test-tools: cargo is missing; install Rust (rustup) first" >&2; exit 1; }
-rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
-rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
-echo "setup-test-tools: ready"
+for c in rustfmt clippy; do
+  rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
+done
+echo "setup-test-tools: ready (Postfix and Exim in $tools)"

@@ -2,6 +2,8 @@
 //! on 127.0.0.1 that serves scripted replies (and misbehaves on purpose) and records every request.
 #![allow(dead_code)]
 
+pub mod mta;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -278,6 +280,10 @@ fn handle(mut stream: Box<dyn Stream>, routes: &Routes, seen: &Arc<Mutex<Vec<See
 pub struct TestPki {
     pub ca_pem: String,
     pub server: Arc<rustls::ServerConfig>,
+    /// The server certificate and its key, for servers started outside this process (Postfix).
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub ca_der: Vec<u8>,
 }
 
 impl TestPki {
@@ -308,6 +314,9 @@ impl TestPki {
         TestPki {
             ca_pem: ca_cert.pem(),
             server: Arc::new(server),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            ca_der: ca_cert.der().to_vec(),
         }
     }
 
@@ -328,4 +337,33 @@ impl Server {
     pub fn https_url(&self, path: &str) -> String {
         format!("https://localhost:{}{}", self.addr.port(), path)
     }
+}
+
+/// The bundled example list, as a path.
+pub fn example_csv() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/domeneliste-tvungen-tls.csv")
+}
+
+/// `bits-tls render TARGET --source SOURCE [ARGS]`; must succeed. Returns stdout.
+pub fn render(target: &str, source: &Path, args: &[&str]) -> String {
+    let out = bits()
+        .args(["render", target, "-q", "--source", source.to_str().unwrap()])
+        .args(args)
+        .assert()
+        .success();
+    String::from_utf8(out.get_output().stdout.clone()).unwrap()
+}
+
+/// The domains `fetch` reads from a source (with `--subdomains` semantics when asked).
+pub fn listed_domains(source: &Path) -> Vec<String> {
+    let out = bits().args(["fetch", "-q", "--format", "json", "--source", source.to_str().unwrap()]).assert().success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let mut d: Vec<String> = v["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["domains"].as_array().unwrap().iter().map(|d| d.as_str().unwrap().to_string()))
+        .collect();
+    d.sort();
+    d
 }
