@@ -10,11 +10,19 @@ use support::{example_csv, listed_domains, render, TestPki};
 const LEGACY: &str = "verify protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1";
 
 /// Compiles `table` with postmap (no warnings allowed) and returns a lookup function.
-fn compile<'a>(pf: &'a PostfixDir, name: &str, table: &str) -> impl Fn(&str) -> Option<String> + 'a {
+fn compile<'a>(
+    pf: &'a PostfixDir,
+    name: &str,
+    table: &str,
+) -> impl Fn(&str) -> Option<String> + 'a {
     let path = write(pf.path(), name, table);
     let map = format!("hash:{path}");
     let out = pf.postmap(&[&map]);
-    assert!(out.status.success() && out.stderr.is_empty(), "postmap {name}: {}", text(&out.stderr));
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "postmap {name}: {}",
+        text(&out.stderr)
+    );
     move |key: &str| {
         let out = pf.postmap(&["-q", key, &map]);
         match out.status.code() {
@@ -30,14 +38,30 @@ fn postmap_compiles_the_policy_and_answers_every_domain() {
     let pf = PostfixDir::new("");
     let domains = listed_domains(&example_csv());
     assert_eq!(domains.len(), 15);
-    let lookup = compile(&pf, "policy", &render("postfix-policy", &example_csv(), &[]));
+    let lookup = compile(
+        &pf,
+        "policy",
+        &render("postfix-policy", &example_csv(), &[]),
+    );
     for d in &domains {
         assert_eq!(lookup(d).as_deref(), Some(LEGACY), "{d}");
-        assert_eq!(lookup(&format!("sub.{d}")), None, "subdomains are off by default");
+        assert_eq!(
+            lookup(&format!("sub.{d}")),
+            None,
+            "subdomains are off by default"
+        );
     }
     assert_eq!(lookup("not-listed.no"), None);
-    assert_eq!(lookup("xn--blbrbank-b0al.no").as_deref(), Some(LEGACY), "IDN as A-label");
-    assert_eq!(lookup("BITS.NO").as_deref(), Some(LEGACY), "keys are case-folded");
+    assert_eq!(
+        lookup("xn--blbrbank-b0al.no").as_deref(),
+        Some(LEGACY),
+        "IDN as A-label"
+    );
+    assert_eq!(
+        lookup("BITS.NO").as_deref(),
+        Some(LEGACY),
+        "keys are case-folded"
+    );
 }
 
 #[test]
@@ -52,22 +76,49 @@ fn postmap_policy_variants() {
         "--postfix-match",
         "nexthop:dot-nexthop:.protection.outlook.com",
     ];
-    let lookup = compile(&pf, "policy", &render("postfix-policy", &example_csv(), &args));
+    let lookup = compile(
+        &pf,
+        "policy",
+        &render("postfix-policy", &example_csv(), &args),
+    );
     let want = "secure protocols=>=TLSv1.2 match=nexthop:dot-nexthop:.protection.outlook.com";
     assert_eq!(lookup("bits.no").as_deref(), Some(want));
-    assert_eq!(lookup(".bits.no").as_deref(), Some(want), "the subdomain key");
+    assert_eq!(
+        lookup(".bits.no").as_deref(),
+        Some(want),
+        "the subdomain key"
+    );
     assert_eq!(lookup("fno.no").as_deref(), Some(want));
 
-    let lookup = compile(&pf, "dane", &render("postfix-policy", &example_csv(), &["--postfix-level", "dane-only"]));
-    assert_eq!(lookup("bits.no").as_deref(), Some("dane-only protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1"));
+    let lookup = compile(
+        &pf,
+        "dane",
+        &render(
+            "postfix-policy",
+            &example_csv(),
+            &["--postfix-level", "dane-only"],
+        ),
+    );
+    assert_eq!(
+        lookup("bits.no").as_deref(),
+        Some("dane-only protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1")
+    );
 }
 
 #[test]
 fn postmap_compiles_the_senders_table() {
     let pf = PostfixDir::new("");
-    let lookup = compile(&pf, "senders", &render("postfix-senders", &example_csv(), &[]));
+    let lookup = compile(
+        &pf,
+        "senders",
+        &render("postfix-senders", &example_csv(), &[]),
+    );
     for d in listed_domains(&example_csv()) {
-        assert_eq!(lookup(&d).as_deref(), Some("reject_plaintext_session"), "{d}");
+        assert_eq!(
+            lookup(&d).as_deref(),
+            Some("reject_plaintext_session"),
+            "{d}"
+        );
     }
     assert_eq!(lookup("not-listed.no"), None);
 }
@@ -80,7 +131,10 @@ fn wiring_lines(rendered: &str) -> Vec<(String, String)> {
         .skip(1)
         .take_while(|l| l.starts_with("#   "))
         .map(|l| {
-            let (k, v) = l.trim_start_matches("#   ").split_once(" = ").expect("name = value");
+            let (k, v) = l
+                .trim_start_matches("#   ")
+                .split_once(" = ")
+                .expect("name = value");
             (k.to_string(), v.to_string())
         })
         .collect()
@@ -108,12 +162,20 @@ fn postconf_accepts_the_wiring_lines() {
     for (k, v) in &lines {
         let out = pf.postconf(&["-h", k]);
         assert!(out.status.success(), "postconf {k}: {}", text(&out.stderr));
-        assert!(!text(&out.stderr).contains("warning"), "postconf {k}: {}", text(&out.stderr));
+        assert!(
+            !text(&out.stderr).contains("warning"),
+            "postconf {k}: {}",
+            text(&out.stderr)
+        );
         assert_eq!(text(&out.stdout).trim(), v, "{k}");
     }
     // Postfix's own consistency check of restriction lists and maps.
     let out = pf.postconf(&["-n"]);
-    assert!(out.status.success() && !text(&out.stderr).contains("warning"), "{}", text(&out.stderr));
+    assert!(
+        out.status.success() && !text(&out.stderr).contains("warning"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -128,7 +190,12 @@ fn running_postfix_refuses_plaintext_from_listed_senders() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let wiring: String = wiring_lines(&senders)
         .iter()
-        .map(|(k, v)| format!("{k} = {}\n", v.replace("/etc/postfix/bits_tls_senders", &table)))
+        .map(|(k, v)| {
+            format!(
+                "{k} = {}\n",
+                v.replace("/etc/postfix/bits_tls_senders", &table)
+            )
+        })
         .collect();
     std::fs::write(
         pf.path().join("main.cf"),
@@ -148,15 +215,48 @@ fn running_postfix_refuses_plaintext_from_listed_senders() {
 
     let (rcpt, mail) = try_sender(postfix.port, "someone@bits.no", "user@test.example", None);
     assert_eq!(mail.0, 250, "{}", log());
-    assert_eq!(rcpt.0, 550, "plaintext from a listed domain must be refused: {rcpt:?}\n{}", log());
-    assert!(rcpt.1.contains("Session encryption is required"), "{rcpt:?}");
+    assert_eq!(
+        rcpt.0,
+        550,
+        "plaintext from a listed domain must be refused: {rcpt:?}\n{}",
+        log()
+    );
+    assert!(
+        rcpt.1.contains("Session encryption is required"),
+        "{rcpt:?}"
+    );
 
-    let (rcpt, _) = try_sender(postfix.port, "someone@xn--blbrbank-b0al.no", "user@test.example", None);
+    let (rcpt, _) = try_sender(
+        postfix.port,
+        "someone@xn--blbrbank-b0al.no",
+        "user@test.example",
+        None,
+    );
     assert_eq!(rcpt.0, 550, "IDN sender domain: {rcpt:?}");
 
-    let (rcpt, _) = try_sender(postfix.port, "someone@bits.no", "user@test.example", Some(&pki.ca_der));
-    assert_eq!(rcpt.0, 250, "the same sender over STARTTLS is accepted: {rcpt:?}\n{}", log());
+    let (rcpt, _) = try_sender(
+        postfix.port,
+        "someone@bits.no",
+        "user@test.example",
+        Some(&pki.ca_der),
+    );
+    assert_eq!(
+        rcpt.0,
+        250,
+        "the same sender over STARTTLS is accepted: {rcpt:?}\n{}",
+        log()
+    );
 
-    let (rcpt, _) = try_sender(postfix.port, "someone@unlisted.no", "user@test.example", None);
-    assert_eq!(rcpt.0, 250, "an unlisted sender may still use plaintext: {rcpt:?}\n{}", log());
+    let (rcpt, _) = try_sender(
+        postfix.port,
+        "someone@unlisted.no",
+        "user@test.example",
+        None,
+    );
+    assert_eq!(
+        rcpt.0,
+        250,
+        "an unlisted sender may still use plaintext: {rcpt:?}\n{}",
+        log()
+    );
 }

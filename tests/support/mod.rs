@@ -356,13 +356,29 @@ pub fn render(target: &str, source: &Path, args: &[&str]) -> String {
 
 /// The domains `fetch` reads from a source (with `--subdomains` semantics when asked).
 pub fn listed_domains(source: &Path) -> Vec<String> {
-    let out = bits().args(["fetch", "-q", "--format", "json", "--source", source.to_str().unwrap()]).assert().success();
+    let out = bits()
+        .args([
+            "fetch",
+            "-q",
+            "--format",
+            "json",
+            "--source",
+            source.to_str().unwrap(),
+        ])
+        .assert()
+        .success();
     let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     let mut d: Vec<String> = v["participants"]
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(|p| p["domains"].as_array().unwrap().iter().map(|d| d.as_str().unwrap().to_string()))
+        .flat_map(|p| {
+            p["domains"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_str().unwrap().to_string())
+        })
         .collect();
     d.sort();
     d

@@ -18,7 +18,11 @@ pub fn tools_dir() -> PathBuf {
 }
 
 fn require(path: PathBuf, what: &str) -> PathBuf {
-    assert!(path.is_file(), "{what} is not installed at {}: {SETUP}", path.display());
+    assert!(
+        path.is_file(),
+        "{what} is not installed at {}: {SETUP}",
+        path.display()
+    );
     path
 }
 
@@ -33,7 +37,9 @@ pub fn exim_binary() -> PathBuf {
 }
 
 pub fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("could not run {cmd:?}: {e}; {SETUP}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("could not run {cmd:?}: {e}; {SETUP}"));
     out
 }
 
@@ -51,7 +57,10 @@ impl PostfixDir {
     /// `main_cf` is appended to the settings that make an unpacked Postfix run from here.
     pub fn new(main_cf: &str) -> PostfixDir {
         let root = postfix_root();
-        let dir = tempfile::Builder::new().prefix("bits-tls-postfix").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("bits-tls-postfix")
+            .tempdir()
+            .unwrap();
         // Postfix daemons run as the `postfix` user and must reach the queue inside.
         set_mode(dir.path(), 0o755);
         let p = dir.path().display().to_string();
@@ -89,7 +98,9 @@ impl PostfixDir {
     /// One of Postfix's commands with this configuration (`-c DIR`) and its libraries.
     pub fn command(&self, name: &str) -> Command {
         let mut c = Command::new(self.root.join("usr/sbin").join(name));
-        c.env("LD_LIBRARY_PATH", self.root.join("usr/lib/postfix")).arg("-c").arg(self.path());
+        c.env("LD_LIBRARY_PATH", self.root.join("usr/lib/postfix"))
+            .arg("-c")
+            .arg(self.path());
         c
     }
 
@@ -113,12 +124,21 @@ fn set_mode(path: &Path, mode: u32) {
 
 fn chown(path: &Path, owner: &str) {
     let out = run(Command::new("chown").arg(owner).arg(path));
-    assert!(out.status.success(), "chown {owner} {}: {}", path.display(), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "chown {owner} {}: {}",
+        path.display(),
+        text(&out.stderr)
+    );
 }
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running Postfix (master and its daemons) with an SMTP listener on 127.0.0.1. Stopped on drop.
@@ -155,8 +175,8 @@ impl PostfixInstance {
         let port = free_port();
         let q = conf.path().join("queue");
         for d in [
-            "pid", "private", "public", "maildrop", "incoming", "active", "deferred", "defer", "bounce", "corrupt",
-            "hold", "saved", "trace", "flush",
+            "pid", "private", "public", "maildrop", "incoming", "active", "deferred", "defer",
+            "bounce", "corrupt", "hold", "saved", "trace", "flush",
         ] {
             std::fs::create_dir_all(q.join(d)).unwrap();
             if d != "pid" {
@@ -187,10 +207,22 @@ impl PostfixInstance {
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Ok(Some(status)) = inst.master.try_wait() {
                 let mut err = String::new();
-                inst.master.stderr.take().unwrap().read_to_string(&mut err).ok();
-                panic!("Postfix master exited ({status}): {err}\n{}", inst.conf.log());
+                inst.master
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .ok();
+                panic!(
+                    "Postfix master exited ({status}): {err}\n{}",
+                    inst.conf.log()
+                );
             }
-            assert!(Instant::now() < deadline, "Postfix did not listen on {port}:\n{}", inst.conf.log());
+            assert!(
+                Instant::now() < deadline,
+                "Postfix did not listen on {port}:\n{}",
+                inst.conf.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         inst
@@ -200,7 +232,10 @@ impl PostfixInstance {
 impl Drop for PostfixInstance {
     fn drop(&mut self) {
         // SIGTERM lets master stop its daemons; then make sure it is gone.
-        let _ = Command::new("kill").arg("-TERM").arg(self.master.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.master.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.master.try_wait() {
@@ -225,7 +260,9 @@ impl Smtp {
     pub fn connect(port: u16) -> (Smtp, (u16, String)) {
         let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
         tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        let mut s = Smtp { stream: Box::new(tcp) };
+        let mut s = Smtp {
+            stream: Box::new(tcp),
+        };
         let greeting = s.reply();
         (s, greeting)
     }
@@ -249,7 +286,9 @@ impl Smtp {
     }
 
     pub fn cmd(&mut self, line: &str) -> (u16, String) {
-        self.stream.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+        self.stream
+            .write_all(format!("{line}\r\n").as_bytes())
+            .unwrap();
         self.stream.flush().unwrap();
         self.reply()
     }
@@ -260,23 +299,34 @@ impl Smtp {
         let (code, text) = me.cmd("STARTTLS");
         assert_eq!(code, 220, "STARTTLS refused: {text}");
         let mut roots = rustls::RootCertStore::empty();
-        roots.add(rustls::pki_types::CertificateDer::from(ca_der.to_vec())).unwrap();
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        roots
+            .add(rustls::pki_types::CertificateDer::from(ca_der.to_vec()))
+            .unwrap();
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
         let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
         let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
         // The plain stream is moved into the TLS stream; nothing was buffered beyond the 220 reply.
         let plain: Box<dyn Stream> = me.stream;
-        Smtp { stream: Box::new(rustls::StreamOwned::new(conn, plain)) }
+        Smtp {
+            stream: Box::new(rustls::StreamOwned::new(conn, plain)),
+        }
     }
 }
 
 /// `MAIL FROM` then `RCPT TO` in one session, optionally after STARTTLS; returns the RCPT reply (where a
 /// delayed sender restriction answers) and the MAIL reply.
-pub fn try_sender(port: u16, sender: &str, rcpt: &str, tls_ca: Option<&[u8]>) -> ((u16, String), (u16, String)) {
+pub fn try_sender(
+    port: u16,
+    sender: &str,
+    rcpt: &str,
+    tls_ca: Option<&[u8]>,
+) -> ((u16, String), (u16, String)) {
     let (mut s, (code, text)) = Smtp::connect(port);
     assert_eq!(code, 220, "greeting: {text}");
     assert_eq!(s.cmd("EHLO client.test.example").0, 250);
