@@ -248,20 +248,20 @@ fn check_path(key: &'static str, p: &str) -> Result<(), OptionError> {
     }
 }
 
-/// A connector or server name: letters, digits, space and `._-`, 1–64 characters.
+/// A connector or server name: letters, digits, space and `._-()`, 1–64 characters.
 fn check_name(key: &'static str, n: &str) -> Result<(), OptionError> {
     let ok = !n.trim().is_empty()
         && n.len() <= 64
         && n.trim() == n
         && n.chars()
-            .all(|c| c.is_ascii_alphanumeric() || " ._-".contains(c));
+            .all(|c| c.is_ascii_alphanumeric() || " ._-()".contains(c));
     if ok {
         Ok(())
     } else {
         Err(bad(
             key,
             format!(
-                "must be 1–64 letters, digits, spaces or `._-`, not `{}`",
+                "must be 1–64 letters, digits, spaces or `._-()`, not `{}`",
                 crate::sanitize::excerpt(n, 80)
             ),
         ))
