@@ -118,3 +118,74 @@ proptest! {
         }
     }
 }
+
+mod support;
+
+/// A list in the requirement document's layout with the given (name, domain cell) rows.
+fn list_from(rows: &[(String, String)]) -> bits_tls::list::ParticipantList {
+    let mut text = String::from("Company name;Domain with forced TLS\n");
+    for (name, cell) in rows {
+        text.push_str(&format!(
+            "\"{}\";\"{}\"\n",
+            name.replace('"', "\"\""),
+            cell.replace('"', "\"\"")
+        ));
+    }
+    parse_bytes(text.as_bytes()).expect("header found")
+}
+
+fn render_all(
+    list: &bits_tls::list::ParticipantList,
+    subdomains: bool,
+) -> Vec<(&'static str, String)> {
+    use bits_tls::render::{options::RenderOptions, RenderInput, Renderer, Target};
+    let provenance = bits_tls::source::Provenance {
+        page: Some("https://bits.no/tls".into()),
+        csv: Some("https://bits.no/liste.csv".into()),
+        sha256: "0".repeat(64),
+        page_updated: None,
+        fetched_at: chrono::DateTime::UNIX_EPOCH,
+    };
+    let opts = RenderOptions {
+        subdomains,
+        ..RenderOptions::default()
+    };
+    let renderer = Renderer::new(None).unwrap();
+    Target::BUILT_IN
+        .iter()
+        .map(|t| {
+            let text = renderer
+                .render(
+                    t,
+                    RenderInput {
+                        provenance: &provenance,
+                        list,
+                    },
+                    &opts,
+                )
+                .expect("renders");
+            (t.name(), text)
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_output_line_keeps_its_target_grammar(
+        rows in proptest::collection::vec(("\\PC{0,30}|.{0,30}", cell()), 0..12),
+        subdomains in any::<bool>(),
+    ) {
+        let list = list_from(&rows);
+        let baseline = render_all(&list_from(&[("Bits AS".into(), "bits.no".into())]), subdomains);
+        let mut listed: Vec<String> = list.domains().iter().map(|d| d.to_string()).collect();
+        listed.sort();
+        for ((target, out), (_, base)) in render_all(&list, subdomains).iter().zip(&baseline) {
+            let named = support::grammar::grammar(target, out, base).map_err(|e| TestCaseError::fail(format!("{e}\n{out}")))?;
+            if *target != "exim-config" {
+                prop_assert_eq!(&named, &listed, "{}", target);
+            }
+        }
+    }
+}
