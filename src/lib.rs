@@ -7,13 +7,17 @@
 
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod domain;
 pub mod errors;
 pub mod exit;
 pub mod list;
 pub mod org_number;
+pub mod plan;
 pub mod printer;
 pub mod render;
 pub mod sanitize;
 pub mod settings;
 pub mod source;
+pub mod state;
+pub mod write;

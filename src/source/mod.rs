@@ -120,6 +120,9 @@ pub mod seconds_utc {
 /// HTTP validators of the page and the CSV, for the next run's conditional requests.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceValidators {
+    /// The `--source` they were obtained for; other sources do not use them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested: Option<String>,
     #[serde(default, skip_serializing_if = "Validators::is_empty")]
     pub page: Validators,
     #[serde(default, skip_serializing_if = "Validators::is_empty")]
@@ -200,13 +203,15 @@ struct Loaded {
 const ACCEPT_ANY: &str = "text/html, text/csv;q=0.9, text/plain;q=0.8, */*;q=0.5";
 const ACCEPT_CSV: &str = "text/csv, text/plain;q=0.9, application/vnd.ms-excel;q=0.8, */*;q=0.5";
 
+/// Reads a file, or GETs a URL (conditionally when `validators` are given); `None` is 304 Not Modified.
 fn load(
     client: &mut Option<HttpClient>,
     opts: &HttpOptions,
     loc: &Location,
     accept: &str,
+    validators: Option<&Validators>,
     log: &dyn Fn(String),
-) -> Result<Loaded, FetchError> {
+) -> Result<Option<Loaded>, FetchError> {
     match loc {
         Location::File(path) => {
             log(format!(
@@ -217,25 +222,27 @@ fn load(
                 path: path.clone(),
                 source,
             })?;
-            Ok(Loaded {
+            Ok(Some(Loaded {
                 bytes,
                 location: loc.clone(),
                 content_type: None,
                 validators: Validators::default(),
-            })
+            }))
         }
         Location::Url(url) => {
             let c = match client {
                 Some(c) => c,
                 None => client.insert(HttpClient::new(opts)?),
             };
-            match c.get(url, accept, None, log)? {
-                Got::Body(d) => Ok(Loaded {
+            let validators = validators.filter(|v| !v.is_empty());
+            match c.get(url, accept, validators, log)? {
+                Got::Body(d) => Ok(Some(Loaded {
                     bytes: d.body,
                     location: Location::Url(d.url),
                     content_type: d.content_type,
                     validators: d.validators,
-                }),
+                })),
+                Got::NotModified if validators.is_some() => Ok(None),
                 Got::NotModified => Err(FetchError::UnexpectedNotModified {
                     url: loc.to_string(),
                 }),
@@ -265,18 +272,113 @@ pub fn fetch(
     opts: &FetchOptions,
     log: &dyn Fn(String),
 ) -> Result<Fetched, FetchError> {
+    match fetch_since(source, opts, None, log)? {
+        Fetch::Fresh(f) => Ok(*f),
+        Fetch::NotModified => Err(FetchError::UnexpectedNotModified {
+            url: source.to_string(),
+        }),
+    }
+}
+
+/// What the previous run got: its provenance and HTTP validators.
+#[derive(Debug, Clone, Copy)]
+pub struct Previous<'a> {
+    pub provenance: &'a Provenance,
+    pub validators: &'a SourceValidators,
+}
+
+/// The result of a fetch that may be conditional.
+#[derive(Debug)]
+pub enum Fetch {
+    Fresh(Box<Fetched>),
+    /// The server says the list has not changed since `previous`.
+    NotModified,
+}
+
+/// Like [`fetch`], but with `previous` the page and CSV are requested conditionally (`If-None-Match`,
+/// `If-Modified-Since`), and an unchanged list is reported as [`Fetch::NotModified`].
+pub fn fetch_since(
+    source: &Location,
+    opts: &FetchOptions,
+    previous: Option<Previous>,
+    log: &dyn Fn(String),
+) -> Result<Fetch, FetchError> {
     let mut client = None;
     let fetched_at = Utc::now().trunc_subsecs(0);
-    let first = load(&mut client, &opts.http, source, ACCEPT_ANY, log)?;
+    let requested = match source {
+        Location::Url(u) => Some(u.to_string()),
+        Location::File(_) => None,
+    };
+    // Validators are used only for the source they were obtained from.
+    let previous = previous.filter(|p| requested.is_some() && p.validators.requested == requested);
+    let came_from_page = previous.is_some_and(|p| p.provenance.page.is_some());
+    let first_validators = previous.map(|p| {
+        if came_from_page {
+            &p.validators.page
+        } else {
+            &p.validators.csv
+        }
+    });
+    let Some(first) = load(
+        &mut client,
+        &opts.http,
+        source,
+        ACCEPT_ANY,
+        first_validators,
+        log,
+    )?
+    else {
+        // The page (or the CSV given directly) is unchanged. For a page, the CSV may still have changed.
+        let p = previous.expect("a 304 needs validators");
+        let Some(csv) = p.provenance.csv.as_deref().filter(|_| came_from_page) else {
+            log("not modified since the last run".into());
+            return Ok(Fetch::NotModified);
+        };
+        let csv_loc = Location::parse(csv)?;
+        return match load(
+            &mut client,
+            &opts.http,
+            &csv_loc,
+            ACCEPT_CSV,
+            Some(&p.validators.csv),
+            log,
+        )? {
+            None => {
+                log("neither the page nor the CSV changed since the last run".into());
+                Ok(Fetch::NotModified)
+            }
+            Some(loaded) => {
+                check_not_html(&loaded)?;
+                let validators = SourceValidators {
+                    requested,
+                    page: p.validators.page.clone(),
+                    csv: Validators::default(),
+                };
+                let page = p
+                    .provenance
+                    .page
+                    .as_deref()
+                    .map(Location::parse)
+                    .transpose()?;
+                from_csv(
+                    loaded,
+                    page.as_ref(),
+                    p.provenance.page_updated,
+                    validators,
+                    fetched_at,
+                    opts,
+                )
+                .map(|f| Fetch::Fresh(Box::new(f)))
+            }
+        };
+    };
     if !looks_like_html(&first.bytes) {
-        return from_csv(
-            first,
-            None,
-            None,
-            SourceValidators::default(),
-            fetched_at,
-            opts,
-        );
+        let validators = SourceValidators {
+            requested,
+            ..SourceValidators::default()
+        };
+        return from_csv(first, None, None, validators, fetched_at, opts)
+            .map(|f| Fetch::Fresh(Box::new(f)));
     }
 
     let page_loc = first.location.clone();
@@ -296,17 +398,25 @@ pub fn fetch(
             sanitize::for_terminal(link.as_str())
         ));
         let csv_loc = Location::from_url(link);
-        let loaded = load(&mut client, &opts.http, &csv_loc, ACCEPT_CSV, log)?;
-        let is_html_type = loaded
-            .content_type
-            .as_deref()
-            .is_some_and(|t| t.to_ascii_lowercase().starts_with("text/html"));
-        if looks_like_html(&loaded.bytes) || is_html_type {
-            return Err(FetchError::HtmlInsteadOfCsv {
-                url: loaded.location.to_string(),
-            });
-        }
+        // The same CSV as last time is asked for conditionally.
+        let same_csv =
+            |p: &Previous| p.provenance.csv.as_deref() == Some(csv_loc.to_string().as_str());
+        let csv_validators = previous.filter(same_csv).map(|p| &p.validators.csv);
+        let Some(loaded) = load(
+            &mut client,
+            &opts.http,
+            &csv_loc,
+            ACCEPT_CSV,
+            csv_validators,
+            log,
+        )?
+        else {
+            log("the page changed, but its CSV did not".into());
+            return Ok(Fetch::NotModified);
+        };
+        check_not_html(&loaded)?;
         let validators = SourceValidators {
+            requested,
             page: page_validators,
             csv: Validators::default(),
         };
@@ -317,7 +427,8 @@ pub fn fetch(
             validators,
             fetched_at,
             opts,
-        );
+        )
+        .map(|f| Fetch::Fresh(Box::new(f)));
     }
     let Some(rows) = scan.table else {
         return Err(FetchError::NoList {
@@ -332,7 +443,7 @@ pub fn fetch(
         what: page_loc.to_string(),
         source,
     })?;
-    Ok(Fetched {
+    Ok(Fetch::Fresh(Box::new(Fetched {
         provenance: Provenance {
             page: Some(page_loc.to_string()),
             csv: None,
@@ -342,11 +453,26 @@ pub fn fetch(
         },
         list,
         validators: SourceValidators {
+            requested,
             page: page_validators,
             csv: Validators::default(),
         },
         format_note: "inline HTML table".into(),
-    })
+    })))
+}
+
+/// The CSV link led to an HTML page (a login or error page, typically).
+fn check_not_html(loaded: &Loaded) -> Result<(), FetchError> {
+    let is_html_type = loaded
+        .content_type
+        .as_deref()
+        .is_some_and(|t| t.to_ascii_lowercase().starts_with("text/html"));
+    if looks_like_html(&loaded.bytes) || is_html_type {
+        return Err(FetchError::HtmlInsteadOfCsv {
+            url: loaded.location.to_string(),
+        });
+    }
+    Ok(())
 }
 
 fn from_csv(

@@ -1,0 +1,440 @@
+//! `bits-tls.toml`: where the list comes from, what to write where, local additions and exclusions, and
+//! the safety thresholds. Unknown keys are errors that name the key and the file, so a typo never
+//! silently turns a setting off. Relative paths are relative to the file's directory.
+
+use crate::domain::{Domain, DomainRules};
+use crate::render::options::{ExchangeOnlineOptions, ExchangeOptions, EximOptions, PostfixOptions};
+use crate::render::Target;
+use chrono::NaiveDate;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_FILE: &str = "bits-tls.toml";
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub source: Option<String>,
+    pub allow_http: Option<bool>,
+    pub ca_file: Option<PathBuf>,
+    pub timeout: Option<u64>,
+    pub max_size: Option<u64>,
+    pub columns: Option<String>,
+    /// The state file (default `bits-tls.state.json` beside this file).
+    pub state: Option<PathBuf>,
+    /// The audit trail (default `bits-tls.history.jsonl` beside the state file).
+    pub history: Option<PathBuf>,
+    /// Your own domains: left out of every output; a warning when they vanish from the list.
+    #[serde(default)]
+    pub own_domains: Vec<String>,
+    #[serde(default)]
+    pub extra_domains: Vec<DomainEntry>,
+    #[serde(default)]
+    pub exclude: Vec<DomainEntry>,
+    #[serde(default)]
+    pub safety: Safety,
+    #[serde(default)]
+    pub output: Vec<OutputEntry>,
+    /// Run once after the outputs' own hooks when anything changed, e.g. `["postfix", "reload"]`.
+    pub reload: Option<Vec<String>>,
+    pub subdomains: Option<bool>,
+    pub postfix: Option<PostfixOptions>,
+    pub exim: Option<EximOptions>,
+    pub exchange: Option<ExchangeOptions>,
+    pub exchange_online: Option<ExchangeOnlineOptions>,
+    /// Where the file was read from (set by `load`).
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
+}
+
+/// A local addition or exclusion: why, and until when.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DomainEntry {
+    pub domain: String,
+    pub reason: String,
+    #[serde(default, deserialize_with = "de_date")]
+    pub expires: Option<NaiveDate>,
+}
+
+/// A TOML date (`2027-06-30`) or the same as a string.
+fn de_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<NaiveDate>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Toml(toml::value::Datetime),
+        Text(String),
+    }
+    let text = match Raw::deserialize(d)? {
+        Raw::Toml(dt) => dt.to_string(),
+        Raw::Text(s) => s,
+    };
+    NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+        .map(Some)
+        .map_err(|_| serde::de::Error::custom(format!("`{text}` is not a date like 2027-06-30")))
+}
+
+impl DomainEntry {
+    /// In force on `today` (an entry expires at the start of its `expires` day).
+    pub fn active(&self, today: NaiveDate) -> bool {
+        self.expires.is_none_or(|e| today < e)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Safety {
+    /// Refuse a sync that removes more than this share of the domains …
+    pub max_removed_percent: u32,
+    /// … when the previous list had at least this many.
+    pub min_domains_for_guard: usize,
+    /// Backups kept of each output file (`file.bak.1` is the newest); 0 keeps none.
+    pub backups: usize,
+    /// Seconds a sync waits for another one to finish.
+    pub lock_timeout: u64,
+}
+
+impl Default for Safety {
+    fn default() -> Self {
+        Safety {
+            max_removed_percent: 10,
+            min_domains_for_guard: 10,
+            backups: 3,
+            lock_timeout: 10,
+        }
+    }
+}
+
+/// One file to keep in step: a built-in target or a template, where to write it, what to run after.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OutputEntry {
+    pub target: Option<String>,
+    pub template: Option<PathBuf>,
+    pub path: PathBuf,
+    /// argv, not a shell string; `{path}` is replaced by the output's path.
+    pub hook: Option<Vec<String>>,
+}
+
+/// A resolved output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub target: Target,
+    pub path: PathBuf,
+    pub hook: Option<Vec<String>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("could not read the configuration `{}`", .path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the configuration `{}` is not valid", .path.display())]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("in `{}`: {message}", .path.display())]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl ConfigError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ConfigError::Parse { .. } | ConfigError::Invalid { .. } => {
+                Some("`bits-tls init --force` writes a commented example of every setting".into())
+            }
+            ConfigError::Read { .. } => None,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        let mut cfg: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source,
+        })?;
+        cfg.path = Some(path.to_path_buf());
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    /// The configuration in effect: `--config`, else `./bits-tls.toml` if present, else none.
+    pub fn discover(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        match explicit {
+            Some(p) => Config::load(p),
+            None if Path::new(DEFAULT_FILE).is_file() => Config::load(Path::new(DEFAULT_FILE)),
+            None => Ok(Config::default()),
+        }
+    }
+
+    fn invalid(&self, message: String) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.clone().unwrap_or_default(),
+            message,
+        }
+    }
+
+    /// The directory relative paths in this file are resolved against.
+    pub fn base_dir(&self) -> PathBuf {
+        match self.path.as_deref().and_then(Path::parent) {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir().join(p)
+        }
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        for d in &self.own_domains {
+            parse_domain(d).map_err(|e| self.invalid(format!("own_domains: {e}")))?;
+        }
+        for (key, list) in [
+            ("extra_domains", &self.extra_domains),
+            ("exclude", &self.exclude),
+        ] {
+            for e in list {
+                parse_domain(&e.domain).map_err(|m| self.invalid(format!("{key}: {m}")))?;
+                if e.reason.trim().is_empty() {
+                    return Err(self.invalid(format!("{key}: `{}` needs a reason", e.domain)));
+                }
+            }
+        }
+        self.outputs()?;
+        if let Some(hook) = &self.reload {
+            if hook.is_empty() {
+                return Err(self.invalid("reload: the command is empty".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The `[[output]]` entries, resolved.
+    pub fn outputs(&self) -> Result<Vec<Output>, ConfigError> {
+        let mut out = Vec::new();
+        for o in &self.output {
+            let target = match (&o.target, &o.template) {
+                (Some(t), None) => Target::parse(t).ok_or_else(|| {
+                    self.invalid(format!(
+                        "output target `{t}` is unknown; expected one of {}",
+                        Target::BUILT_IN
+                            .iter()
+                            .map(|t| t.name())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?,
+                (None, Some(tpl)) => Target::Template(self.resolve(tpl)),
+                _ => {
+                    return Err(self.invalid(format!(
+                        "output `{}` needs either target or template",
+                        o.path.display()
+                    )))
+                }
+            };
+            if o.hook.as_ref().is_some_and(|h| h.is_empty()) {
+                return Err(
+                    self.invalid(format!("output `{}`: the hook is empty", o.path.display()))
+                );
+            }
+            out.push(Output {
+                target,
+                path: self.resolve(&o.path),
+                hook: o.hook.clone(),
+            });
+        }
+        check_unique_paths(&out).map_err(|m| self.invalid(m))?;
+        Ok(out)
+    }
+}
+
+pub fn check_unique_paths(outputs: &[Output]) -> Result<(), String> {
+    for (i, a) in outputs.iter().enumerate() {
+        if outputs[..i].iter().any(|b| b.path == a.path) {
+            return Err(format!("two outputs write `{}`", a.path.display()));
+        }
+    }
+    Ok(())
+}
+
+fn parse_domain(s: &str) -> Result<Domain, String> {
+    Domain::parse(s, DomainRules::default())
+        .map_err(|e| format!("domain `{}` {e}", crate::sanitize::excerpt(s, 80)))
+}
+
+/// The starter file `bits-tls init` writes.
+pub const STARTER: &str = r#"# bits-tls configuration. Every setting is optional; the values shown commented out are the defaults.
+# Precedence: defaults < this file < environment (BITS_TLS_SOURCE, BITS_TLS_STATE) < command-line flags.
+# Relative paths are relative to this file's directory.
+
+# Where the list comes from: the Bits page (its CSV link is followed) or a CSV, as a URL or a file.
+# source = "https://bits.no/tls"
+# ca_file = "/etc/ssl/certs/proxy-ca.pem"   # also trust this CA (a TLS-inspecting proxy)
+# timeout = 30                              # seconds per request
+# max_size = 8388608                        # largest download, in bytes
+# columns = "domain=3,organization=1"       # only if the list's headers are not recognised
+
+# The list as last applied, and the audit trail (one JSON line per change).
+# state = "bits-tls.state.json"
+# history = "bits-tls.history.jsonl"
+
+# Your own domains: never written to the outputs; a warning if they vanish from the list.
+own_domains = []
+
+# Local additions and exclusions need a reason; `expires` makes them stop applying (with a warning).
+# [[extra_domains]]
+# domain = "partner.example.no"
+# reason = "bilateral agreement, ticket 1234"
+# expires = 2027-06-30
+#
+# [[exclude]]
+# domain = "broken.example.no"
+# reason = "their MX certificate expired; reported, ticket 1235"
+# expires = 2026-12-31
+
+[safety]
+# max_removed_percent = 10     # refuse (exit 3) a sync that removes more than this share of the domains…
+# min_domains_for_guard = 10   # …when the previous list had at least this many
+# backups = 3                  # file.bak.1 … file.bak.3 beside each output
+# lock_timeout = 10            # seconds to wait for another sync
+
+# What to write. target: postfix-policy, postfix-senders, exim-domains, exim-config, exchange,
+# exchange-online; or template = "file.j2" for your own format. hook is an argv list run after all files
+# are in place ({path} is the output's path); a failing hook puts the previous files back.
+[[output]]
+target = "postfix-policy"
+path = "/etc/postfix/bits_tls_policy"
+hook = ["/usr/sbin/postmap", "hash:{path}"]
+
+# [[output]]
+# target = "postfix-senders"
+# path = "/etc/postfix/bits_tls_senders"
+# hook = ["/usr/sbin/postmap", "hash:{path}"]
+
+# [[output]]
+# target = "exim-domains"
+# path = "/etc/exim4/bits_forced_tls_domains"
+
+# Run once after the hooks above when anything changed.
+# reload = ["/usr/sbin/postfix", "reload"]
+
+# Also force TLS for every subdomain of each listed domain.
+# subdomains = false
+
+# [postfix]
+# level = "verify"            # verify | secure | dane-only | encrypt
+# protocols = "legacy"        # legacy (!SSLv2:!SSLv3:!TLSv1:!TLSv1.1) | modern (>=TLSv1.2, Postfix 3.6+)
+# match = "nexthop:dot-nexthop:.protection.outlook.com"   # only with verify/secure
+# table_type = "hash"
+# policy_path = "/etc/postfix/bits_tls_policy"
+# senders_path = "/etc/postfix/bits_tls_senders"
+
+# [exim]
+# tls_library = "gnutls"      # gnutls | openssl
+# domains_file = "/etc/exim4/bits_forced_tls_domains"
+# verify_certificates = "system"
+
+# [exchange]
+# connector_name = "Bits forced TLS"
+# tls_auth_level = "CertificateValidation"   # or DomainValidation with tls_domain
+# source_transport_servers = []
+# max_message_size = "35MB"
+
+# [exchange_online]
+# connector_name = "Bits forced TLS"
+# tls_settings = "CertificateValidation"
+# max_domains_per_connector = 1000
+# inbound = false
+# inbound_connector_name = "Bits forced TLS inbound"
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        let mut c: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        c.path = Some("/etc/bits-tls/bits-tls.toml".into());
+        c.check().map_err(|e| e.to_string())?;
+        Ok(c)
+    }
+
+    #[test]
+    fn starter_parses_and_has_one_output() {
+        let c = parse(STARTER).unwrap();
+        let outs = c.outputs().unwrap();
+        assert_eq!(outs.len(), 1);
+        assert_eq!(outs[0].target, Target::PostfixPolicy);
+        assert_eq!(c.safety, Safety::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = parse("sorce = \"x\"\n").unwrap_err();
+        assert!(e.contains("unknown field `sorce`"), "{e}");
+        let e = parse("[safety]\nmax_removed = 5\n").unwrap_err();
+        assert!(e.contains("max_removed"), "{e}");
+        let e = parse("[postfix]\nlevle = \"verify\"\n").unwrap_err();
+        assert!(e.contains("levle"), "{e}");
+    }
+
+    #[test]
+    fn entries_are_checked() {
+        assert!(parse("own_domains = [\"not a domain\"]\n")
+            .unwrap_err()
+            .contains("own_domains"));
+        assert!(parse("[[exclude]]\ndomain = \"x.no\"\nreason = \" \"\n")
+            .unwrap_err()
+            .contains("needs a reason"));
+        assert!(parse("[[output]]\ntarget = \"sendmail\"\npath = \"x\"\n")
+            .unwrap_err()
+            .contains("unknown"));
+        assert!(parse("[[output]]\npath = \"x\"\n")
+            .unwrap_err()
+            .contains("either target or template"));
+        let two = "[[output]]\ntarget = \"exim-domains\"\npath = \"a\"\n[[output]]\ntarget = \"postfix-policy\"\npath = \"a\"\n";
+        assert!(parse(two).unwrap_err().contains("two outputs write"));
+    }
+
+    #[test]
+    fn expiry_dates_as_toml_dates_or_strings() {
+        let c = parse("[[exclude]]\ndomain = \"a.no\"\nreason = \"r\"\nexpires = 2027-06-30\n[[extra_domains]]\ndomain = \"b.no\"\nreason = \"r\"\nexpires = \"2026-01-02\"\n").unwrap();
+        let d = NaiveDate::from_ymd_opt(2027, 6, 30).unwrap();
+        assert_eq!(c.exclude[0].expires, Some(d));
+        assert!(c.exclude[0].active(d.pred_opt().unwrap()));
+        assert!(!c.exclude[0].active(d));
+        assert_eq!(
+            c.extra_domains[0].expires,
+            NaiveDate::from_ymd_opt(2026, 1, 2)
+        );
+        assert!(
+            parse("[[exclude]]\ndomain = \"a.no\"\nreason = \"r\"\nexpires = \"soon\"\n")
+                .unwrap_err()
+                .contains("not a date")
+        );
+    }
+
+    #[test]
+    fn relative_paths_follow_the_file() {
+        let c = parse("[[output]]\ntemplate = \"t.j2\"\npath = \"out/x\"\n").unwrap();
+        let o = &c.outputs().unwrap()[0];
+        assert_eq!(o.path, PathBuf::from("/etc/bits-tls/out/x"));
+        assert_eq!(o.target, Target::Template("/etc/bits-tls/t.j2".into()));
+    }
+}
