@@ -35,6 +35,9 @@ pub struct GlobalArgs {
     /// Print what is being done (requests, choices made)
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
+    /// Configuration file [default: ./bits-tls.toml if present]
+    #[arg(long, global = true, env = "BITS_TLS_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
     /// When to colour diagnostics; NO_COLOR is honoured with `auto`
     #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
     pub color: ColorWhen,
@@ -60,6 +63,22 @@ pub enum Command {
     /// Renders the list for one mail system to stdout. Nothing is written; `sync` writes files. Every
     /// rendered line is checked against the target's syntax before it is printed.
     Render(Box<RenderArgs>),
+    /// Show what a sync would change, per participant, domain and file
+    ///
+    /// Compares the list with the state and every configured output with the file on disk. Exit 0: nothing
+    /// to do; 2: changes pending; 3: a sync would be refused by a safety guard (the plan is still shown).
+    Diff(Box<DiffArgs>),
+    /// Fetch, plan, guard, write the outputs atomically, run hooks, record state and history
+    ///
+    /// Quiet when nothing changed. On any failure every output file and the state stay as they were.
+    Sync(Box<SyncArgs>),
+    /// Offline: do the files on disk match what the state renders, and is the state fresh?
+    ///
+    /// Exit 0: all match and the state is fresh; 2: a file differs (the diff is shown); 4: the state's
+    /// last successful check is older than --max-age days.
+    Check(Box<CheckArgs>),
+    /// Write a commented starter bits-tls.toml
+    Init(InitArgs),
     /// Print a shell completion script
     Completions {
         /// The shell to complete for
@@ -219,4 +238,93 @@ pub struct RenderOptionArgs {
 
 fn parse_domain(s: &str) -> Result<Domain, String> {
     Domain::parse(s, DomainRules::default()).map_err(|e| format!("domain {e}"))
+}
+
+/// What diff, sync and check work on.
+#[derive(Debug, Args, Clone, Default)]
+pub struct JobArgs {
+    /// Write TARGET's output to PATH (repeatable); replaces the configuration's [[output]] entries
+    #[arg(long = "output", value_name = "TARGET=PATH", value_parser = parse_output)]
+    pub outputs: Vec<(TargetName, PathBuf)>,
+    /// State file [default: bits-tls.state.json beside the configuration]
+    #[arg(long, env = "BITS_TLS_STATE", value_name = "PATH")]
+    pub state: Option<PathBuf>,
+    /// Take templates from this directory where it has a file of the built-in name
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    pub options: RenderOptionArgs,
+}
+
+fn parse_output(s: &str) -> Result<(TargetName, PathBuf), String> {
+    let (t, p) = s.split_once('=').ok_or("expected TARGET=PATH")?;
+    let target = TargetName::from_str(t, false).map_err(|_| {
+        let names: Vec<String> = TargetName::value_variants()
+            .iter()
+            .filter_map(|v| v.to_possible_value().map(|p| p.get_name().to_string()))
+            .collect();
+        format!("unknown target `{t}`; expected one of {}", names.join(", "))
+    })?;
+    if p.is_empty() {
+        return Err("the path is empty".into());
+    }
+    Ok((target, PathBuf::from(p)))
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// Output format; markdown is for a merge-request comment
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+    #[command(flatten)]
+    pub job: JobArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Show the plan and change nothing (the same as `diff`)
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Apply even when a safety guard trips (empty list, too many domains removed)
+    #[arg(long)]
+    pub force: bool,
+    /// Exit 2 when something was changed (to chain a reload)
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    #[command(flatten)]
+    pub job: JobArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Days after which the state's last successful check is stale; 0 makes any age stale
+    #[arg(long, default_value_t = 92, value_name = "DAYS")]
+    pub max_age: u32,
+    /// Also compare the state with the live list (uses the network)
+    #[arg(long)]
+    pub online: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+    #[command(flatten)]
+    pub job: JobArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Where to write it
+    #[arg(default_value = "bits-tls.toml")]
+    pub path: PathBuf,
+    /// Overwrite an existing file
+    #[arg(long)]
+    pub force: bool,
 }

@@ -13,6 +13,12 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
             e.hint()
         } else if let Some(e) = e.downcast_ref::<RenderError>() {
             e.hint()
+        } else if let Some(e) = e.downcast_ref::<crate::config::ConfigError>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<crate::state::StateError>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<crate::write::WriteError>() {
+            e.hint()
         } else {
             None
         }

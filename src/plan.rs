@@ -163,6 +163,10 @@ pub fn list_changes(before: &[Participant], after: &[Participant]) -> ListChange
         .filter(|(id, _)| !a.contains_key(*id))
         .map(|(_, p)| p.clone())
         .collect();
+    let by_name = |p: &Participant| (p.organization.to_lowercase(), p.domains.first().cloned());
+    ch.joined.sort_by_key(by_name);
+    ch.left.sort_by_key(by_name);
+    ch.changed.sort_by_key(|c| by_name(&c.after));
     let domains = |ps: &[Participant]| -> BTreeSet<Domain> {
         ps.iter().flat_map(|p| p.domains.iter().cloned()).collect()
     };

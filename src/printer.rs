@@ -58,6 +58,24 @@ impl Printer {
         }
     }
 
+    /// An error that is an outcome, not a failure (a refusal); always shown.
+    pub fn error(&self, msg: &str) {
+        let _ = writeln!(
+            anstream::stderr(),
+            "{ERROR}error{ERROR:#}: {}",
+            sanitize::for_terminal(msg)
+        );
+    }
+
+    /// Advice after an error; always shown.
+    pub fn hint(&self, msg: &str) {
+        let _ = writeln!(
+            anstream::stderr(),
+            "{HINT}hint{HINT:#}: {}",
+            sanitize::for_terminal(msg)
+        );
+    }
+
     /// A closure for library code that reports progress.
     pub fn log(&self) -> impl Fn(String) + '_ {
         move |m: String| self.info(&m)

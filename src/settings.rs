@@ -1,9 +1,16 @@
 //! Defaults < config file < environment < flags, merged once into checked options for the library.
+//! (clap reads the environment variables, so a flag and its variable arrive here as one value.)
 
-use crate::cli::{RenderOptionArgs, SourceArgs};
+use crate::cli::{JobArgs, RenderOptionArgs, SourceArgs};
+use crate::config::{self, Config, ConfigError, Output};
+use crate::domain::{Domain, DomainRules};
+use crate::engine::Job;
+use crate::plan::Adjustments;
 use crate::render::options::RenderOptions;
 use crate::source::http::HttpOptions;
 use crate::source::{FetchOptions, Location, DEFAULT_SOURCE};
+use crate::state;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Everything needed to fetch the list.
@@ -14,28 +21,68 @@ pub struct SourceSettings {
 }
 
 impl SourceSettings {
-    pub fn from_args(args: &SourceArgs) -> anyhow::Result<SourceSettings> {
-        let location = Location::parse(args.source.as_deref().unwrap_or(DEFAULT_SOURCE))?;
+    pub fn new(
+        cfg: &Config,
+        args: &SourceArgs,
+        render: &RenderOptions,
+    ) -> anyhow::Result<SourceSettings> {
+        let location = match (&args.source, &cfg.source) {
+            (Some(s), _) => Location::parse(s)?,
+            (None, Some(s)) => match Location::parse(s)? {
+                // A path in the file is relative to the file.
+                Location::File(p) => Location::File(cfg.resolve(&p)),
+                url => url,
+            },
+            (None, None) => Location::parse(DEFAULT_SOURCE)?,
+        };
         let defaults = HttpOptions::default();
         let http = HttpOptions {
-            timeout: args.timeout.map_or(defaults.timeout, Duration::from_secs),
-            max_bytes: args.max_size.unwrap_or(defaults.max_bytes),
-            allow_http: args.allow_http,
-            ca_file: args.ca_file.clone(),
+            timeout: Duration::from_secs(
+                args.timeout
+                    .or(cfg.timeout)
+                    .unwrap_or(defaults.timeout.as_secs()),
+            ),
+            max_bytes: args.max_size.or(cfg.max_size).unwrap_or(defaults.max_bytes),
+            allow_http: args.allow_http || cfg.allow_http.unwrap_or(false),
+            ca_file: args
+                .ca_file
+                .clone()
+                .or_else(|| cfg.ca_file.as_deref().map(|p| cfg.resolve(p))),
             ..defaults
         };
         let mut fetch = FetchOptions {
             http,
             ..FetchOptions::default()
         };
-        fetch.parse.columns = args.columns.clone();
+        fetch.parse.columns = match (&args.columns, &cfg.columns) {
+            (Some(c), _) => Some(c.clone()),
+            (None, Some(text)) => Some(
+                text.parse()
+                    .map_err(|e: String| invalid(cfg, format!("columns: {e}")))?,
+            ),
+            (None, None) => None,
+        };
+        fetch.parse.domain_rules.allow_wildcards = render.subdomains;
         Ok(SourceSettings { location, fetch })
     }
 }
 
-/// Render options: defaults, overridden by flags; checked before use.
-pub fn render_options(args: &RenderOptionArgs) -> anyhow::Result<RenderOptions> {
-    let mut o = RenderOptions::default();
+fn invalid(cfg: &Config, message: String) -> ConfigError {
+    ConfigError::Invalid {
+        path: cfg.path.clone().unwrap_or_default(),
+        message,
+    }
+}
+
+/// Render options: defaults, then the file's tables, then flags; checked before use.
+pub fn render_options(cfg: &Config, args: &RenderOptionArgs) -> anyhow::Result<RenderOptions> {
+    let mut o = RenderOptions {
+        subdomains: cfg.subdomains.unwrap_or(false),
+        postfix: cfg.postfix.clone().unwrap_or_default(),
+        exim: cfg.exim.clone().unwrap_or_default(),
+        exchange: cfg.exchange.clone().unwrap_or_default(),
+        exchange_online: cfg.exchange_online.clone().unwrap_or_default(),
+    };
     o.subdomains |= args.subdomains;
     let p = &mut o.postfix;
     set(&mut p.level, args.postfix_level);
@@ -85,4 +132,65 @@ fn set<T>(slot: &mut T, value: Option<T>) {
     if let Some(v) = value {
         *slot = v;
     }
+}
+
+/// The state file: flag or BITS_TLS_STATE, else the file's `state`, else beside the configuration.
+pub fn state_path(cfg: &Config, flag: Option<&Path>) -> PathBuf {
+    match (flag, &cfg.state) {
+        (Some(p), _) => p.to_path_buf(),
+        (None, Some(p)) => cfg.resolve(p),
+        (None, None) => cfg.resolve(Path::new(state::DEFAULT_FILE)),
+    }
+}
+
+/// Builds the job for diff, sync and check.
+pub fn job(cfg: &Config, args: &JobArgs, today: chrono::NaiveDate) -> anyhow::Result<Job> {
+    let render = render_options(cfg, &args.options)?;
+    let src = SourceSettings::new(cfg, &args.source, &render)?;
+    let outputs = if args.outputs.is_empty() {
+        cfg.outputs()?
+    } else {
+        let outs: Vec<Output> = args
+            .outputs
+            .iter()
+            .map(|(t, p)| Output {
+                target: crate::commands::render::target_of(*t),
+                path: p.clone(),
+                hook: None,
+            })
+            .collect();
+        config::check_unique_paths(&outs).map_err(anyhow::Error::msg)?;
+        outs
+    };
+    let state_path = state_path(cfg, args.state.as_deref());
+    let history_path = match &cfg.history {
+        Some(p) => cfg.resolve(p),
+        None => state_path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(state::DEFAULT_HISTORY),
+    };
+    let rules = DomainRules::default();
+    let own_domains = cfg
+        .own_domains
+        .iter()
+        .filter_map(|d| Domain::parse(d, rules).ok())
+        .collect();
+    Ok(Job {
+        location: src.location,
+        fetch: src.fetch,
+        render,
+        templates_dir: args.templates.clone(),
+        outputs,
+        reload: cfg.reload.clone(),
+        adjustments: Adjustments {
+            own_domains,
+            extra: cfg.extra_domains.clone(),
+            exclude: cfg.exclude.clone(),
+        },
+        safety: cfg.safety.clone(),
+        state_path,
+        history_path,
+        today,
+    })
 }

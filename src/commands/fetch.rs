@@ -1,18 +1,26 @@
 //! `bits-tls fetch`: print the parsed list as a table, JSON or normalised CSV.
 
 use crate::cli::{FetchArgs, ListFormat};
+use crate::config::Config;
 use crate::exit::ExitStatus;
 use crate::list::{Participant, ParticipantList, Warning};
 use crate::printer::Printer;
 use crate::sanitize;
-use crate::settings::SourceSettings;
+use crate::settings::{self, SourceSettings};
 use crate::source::{self, Provenance};
 use anyhow::Context;
 use serde::Serialize;
 use std::io::Write;
+use std::path::Path;
 
-pub fn run(args: &FetchArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
-    let settings = SourceSettings::from_args(&args.source)?;
+pub fn run(
+    args: &FetchArgs,
+    config: Option<&Path>,
+    printer: &Printer,
+) -> anyhow::Result<ExitStatus> {
+    let cfg = Config::discover(config)?;
+    let options = settings::render_options(&cfg, &Default::default())?;
+    let settings = SourceSettings::new(&cfg, &args.source, &options)?;
     let fetched = source::fetch(&settings.location, &settings.fetch, &printer.log())?;
     printer.info(&format!("read {}", fetched.format_note));
     for w in &fetched.list.warnings {

@@ -1,7 +1,11 @@
 //! One small adapter per subcommand: build options from the command line, call the library, print.
 
+pub mod check;
+pub mod diff;
 pub mod fetch;
+pub mod init;
 pub mod render;
+pub mod sync;
 
 use crate::cli::{Cli, ColorWhen, Command};
 use crate::exit::ExitStatus;
@@ -22,9 +26,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         (false, _) => Verbosity::Verbose,
     };
     let printer = Printer::new(verbosity);
+    let config = cli.global.config.as_deref();
     match cli.command {
-        Command::Fetch(args) => fetch::run(&args, &printer),
-        Command::Render(args) => render::run(&args, &printer),
+        Command::Fetch(args) => fetch::run(&args, config, &printer),
+        Command::Render(args) => render::run(&args, config, &printer),
+        Command::Diff(args) => diff::run(&args, config, &printer),
+        Command::Sync(args) => sync::run(&args, config, &printer),
+        Command::Check(args) => check::run(&args, config, &printer),
+        Command::Init(args) => init::run(&args, &printer),
         Command::Completions { shell } => {
             let mut out = std::io::stdout().lock();
             clap_complete::generate(shell, &mut Cli::command(), "bits-tls", &mut out);

@@ -1,6 +1,7 @@
 //! `bits-tls render TARGET`: print one target's configuration to stdout.
 
 use crate::cli::{RenderArgs, TargetName};
+use crate::config::Config;
 use crate::exit::ExitStatus;
 use crate::printer::Printer;
 use crate::render::{RenderInput, Renderer, Target};
@@ -8,6 +9,7 @@ use crate::settings::{self, SourceSettings};
 use crate::source;
 use anyhow::Context;
 use std::io::Write;
+use std::path::Path;
 
 pub fn target_of(name: TargetName) -> Target {
     match name {
@@ -20,10 +22,14 @@ pub fn target_of(name: TargetName) -> Target {
     }
 }
 
-pub fn run(args: &RenderArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
-    let options = settings::render_options(&args.options)?;
-    let mut src = SourceSettings::from_args(&args.source)?;
-    src.fetch.parse.domain_rules.allow_wildcards = options.subdomains;
+pub fn run(
+    args: &RenderArgs,
+    config: Option<&Path>,
+    printer: &Printer,
+) -> anyhow::Result<ExitStatus> {
+    let cfg = Config::discover(config)?;
+    let options = settings::render_options(&cfg, &args.options)?;
+    let src = SourceSettings::new(&cfg, &args.source, &options)?;
     let target = match (&args.template, args.target) {
         (Some(path), _) => Target::Template(path.clone()),
         (None, Some(name)) => target_of(name),
