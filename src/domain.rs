@@ -119,8 +119,11 @@ fn check_ldh(s: &str) -> Result<(), DomainError> {
     if s.len() > 253 {
         return Err(DomainError::TooLong);
     }
-    let labels: Vec<&str> = s.split('.').collect();
-    for label in &labels {
+    let mut count = 0;
+    let mut last = "";
+    for label in s.split('.') {
+        count += 1;
+        last = label;
         if label.is_empty() {
             return Err(DomainError::EmptyLabel);
         }
@@ -137,13 +140,10 @@ fn check_ldh(s: &str) -> Result<(), DomainError> {
             return Err(DomainError::Hyphen);
         }
     }
-    if labels.len() < 2 {
+    if count < 2 {
         return Err(DomainError::SingleLabel);
     }
-    if labels
-        .last()
-        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
-    {
+    if last.bytes().all(|b| b.is_ascii_digit()) {
         return Err(DomainError::Numeric);
     }
     Ok(())

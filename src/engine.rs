@@ -89,32 +89,37 @@ pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Resul
             (state_list(s), s.source.clone(), s.validators.clone(), false)
         }
         _ => {
-            let prev = previous.as_ref().map(|s| Previous {
-                provenance: &s.source,
-                validators: &s.validators,
-            });
+            let prev = previous
+                .as_ref()
+                .filter(|s| !s.participants.is_empty())
+                .map(|s| Previous {
+                    provenance: &s.source,
+                    validators: &s.validators,
+                    parse_options: &s.parse_options,
+                });
             match source::fetch_since(&job.location, &job.fetch, prev, log)? {
                 Fetch::Fresh(f) => (f.list, f.provenance, f.validators, false),
-                Fetch::NotModified => {
+                Fetch::NotModified(fresh) => {
                     let s = previous
                         .as_ref()
                         .expect("not modified implies a previous state");
-                    (state_list(s), s.source.clone(), s.validators.clone(), true)
+                    let validators = fresh.unwrap_or_else(|| s.validators.clone());
+                    (state_list(s), s.source.clone(), validators, true)
                 }
             }
         }
     };
     let (effective, config_warnings) = plan::effective(&list, &job.adjustments, job.today);
     let mut files = Vec::new();
+    let ctx = Renderer::context(
+        RenderInput {
+            provenance: &provenance,
+            list: &effective,
+        },
+        &job.render,
+    )?;
     for out in &job.outputs {
-        let rendered = renderer.render(
-            &out.target,
-            RenderInput {
-                provenance: &provenance,
-                list: &effective,
-            },
-            &job.render,
-        )?;
+        let rendered = renderer.render_with(&out.target, &ctx, &job.render)?;
         let before = match std::fs::read(&out.path) {
             Ok(b) => Some(String::from_utf8_lossy(&b).into_owned()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -134,9 +139,15 @@ pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Resul
         ));
     }
     let before = previous.as_ref().map(|s| s.participants.as_slice());
-    let changes = plan::list_changes(before.unwrap_or(&[]), &list.participants);
+    // An unchanged list (304 or the same bytes) is the state's list: there is nothing to compare.
+    let changes = if not_modified {
+        ListChanges::default()
+    } else {
+        plan::list_changes(before.unwrap_or(&[]), &list.participants)
+    };
+    // The guard compares lists; an unchanged list can only trip it by being empty.
     let guard = plan::guard(
-        before,
+        before.filter(|_| !not_modified),
         &list,
         plan::Guard {
             max_removed_percent: job.safety.max_removed_percent,
@@ -209,6 +220,7 @@ pub fn apply(job: &Job, p: &Prepared, forced: bool, now: DateTime<Utc>) -> anyho
         participants: p.list.participants.clone(),
         warnings: p.list.warnings.clone(),
         validators: p.validators.clone(),
+        parse_options: job.fetch.parse.fingerprint(),
         last_checked: now,
         last_changed: if changed {
             now

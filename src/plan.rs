@@ -7,7 +7,7 @@ use crate::domain::{Domain, DomainRules};
 use crate::list::{Participant, ParticipantList, Warning};
 use chrono::NaiveDate;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
 /// Local changes to the list from the configuration.
@@ -26,7 +26,7 @@ pub fn effective(
     today: NaiveDate,
 ) -> (ParticipantList, Vec<Warning>) {
     let mut warnings = Vec::new();
-    let listed: BTreeSet<&Domain> = list.domains();
+    let listed: HashSet<&Domain> = list.participants.iter().flat_map(|p| &p.domains).collect();
     for own in &adj.own_domains {
         if !listed.contains(own) {
             warnings.push(Warning::general(format!(
@@ -35,7 +35,7 @@ pub fn effective(
         }
     }
     let rules = DomainRules::default();
-    let mut removed: BTreeSet<Domain> = adj.own_domains.iter().cloned().collect();
+    let mut removed: HashSet<Domain> = adj.own_domains.iter().cloned().collect();
     for e in &adj.exclude {
         let Ok(d) = Domain::parse(&e.domain, rules) else {
             continue;
@@ -143,17 +143,19 @@ fn identity(p: &Participant) -> String {
 }
 
 pub fn list_changes(before: &[Participant], after: &[Participant]) -> ListChanges {
-    let by_id = |ps: &[Participant]| -> BTreeMap<String, Participant> {
-        ps.iter().map(|p| (identity(p), p.clone())).collect()
-    };
+    // Hash maps and sets: the lists can hold 100,000 participants, and only the (small) results need an
+    // order.
+    fn by_id(ps: &[Participant]) -> HashMap<String, &Participant> {
+        ps.iter().map(|p| (identity(p), p)).collect()
+    }
     let (b, a) = (by_id(before), by_id(after));
     let mut ch = ListChanges::default();
     for (id, p) in &a {
         match b.get(id) {
-            None => ch.joined.push(p.clone()),
+            None => ch.joined.push((*p).clone()),
             Some(old) if old != p => ch.changed.push(ParticipantChange {
-                before: old.clone(),
-                after: p.clone(),
+                before: (*old).clone(),
+                after: (*p).clone(),
             }),
             Some(_) => {}
         }
@@ -161,18 +163,20 @@ pub fn list_changes(before: &[Participant], after: &[Participant]) -> ListChange
     ch.left = b
         .iter()
         .filter(|(id, _)| !a.contains_key(*id))
-        .map(|(_, p)| p.clone())
+        .map(|(_, p)| (*p).clone())
         .collect();
     let by_name = |p: &Participant| (p.organization.to_lowercase(), p.domains.first().cloned());
     ch.joined.sort_by_key(by_name);
     ch.left.sort_by_key(by_name);
     ch.changed.sort_by_key(|c| by_name(&c.after));
-    let domains = |ps: &[Participant]| -> BTreeSet<Domain> {
-        ps.iter().flat_map(|p| p.domains.iter().cloned()).collect()
-    };
+    fn domains(ps: &[Participant]) -> HashSet<&Domain> {
+        ps.iter().flat_map(|p| &p.domains).collect()
+    }
     let (db, da) = (domains(before), domains(after));
-    ch.domains_added = da.difference(&db).cloned().collect();
-    ch.domains_removed = db.difference(&da).cloned().collect();
+    ch.domains_added = da.difference(&db).map(|d| (*d).clone()).collect();
+    ch.domains_removed = db.difference(&da).map(|d| (*d).clone()).collect();
+    ch.domains_added.sort();
+    ch.domains_removed.sort();
     ch
 }
 
@@ -185,15 +189,14 @@ pub struct Guard {
 
 /// Why a sync must not go ahead without `--force`, if it must not.
 pub fn guard(before: Option<&[Participant]>, after: &ParticipantList, g: Guard) -> Option<String> {
-    let now = after.domains().len();
-    if now == 0 {
+    let new: HashSet<&Domain> = after.participants.iter().flat_map(|p| &p.domains).collect();
+    if new.is_empty() {
         return Some(
             "the list holds no domains; applying it would remove forced TLS for everyone".into(),
         );
     }
     let before = before?;
-    let old: BTreeSet<&Domain> = before.iter().flat_map(|p| &p.domains).collect();
-    let new = after.domains();
+    let old: HashSet<&Domain> = before.iter().flat_map(|p| &p.domains).collect();
     let removed = old.iter().filter(|d| !new.contains(**d)).count();
     if old.len() >= g.min_domains && removed * 100 > g.max_removed_percent as usize * old.len() {
         return Some(format!(

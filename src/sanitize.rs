@@ -52,13 +52,25 @@ pub fn one_line(text: &str) -> String {
 /// shell, a template engine or a config parser (`\\ ` `` ` `` `$ { } < > " |`), each replaced by `_`.
 /// Cut to 160 characters. Letters of any script, digits and ordinary punctuation stay.
 pub fn comment(text: &str) -> String {
+    // Fast path: text that is already one clean line of safe characters is returned as it is.
+    let clean = text.len() <= 160
+        && !text.starts_with(' ')
+        && !text.ends_with(' ')
+        && !text.contains("  ")
+        && text.chars().all(comment_safe);
+    if clean {
+        return text.to_string();
+    }
     let line = one_line(text);
     let mut out = String::with_capacity(line.len());
     for c in line.chars().take(160) {
-        let safe = c.is_alphanumeric() || " .,:;-_()&'/+@!?%=*[]#~^".contains(c);
-        out.push(if safe { c } else { '_' });
+        out.push(if comment_safe(c) { c } else { '_' });
     }
     out.trim_end().to_string()
+}
+
+fn comment_safe(c: char) -> bool {
+    (c.is_alphanumeric() && !is_dangerous(c)) || " .,:;-_()&'/+@!?%=*[]#~^".contains(c)
 }
 
 /// Control characters, plus the Unicode characters that move or hide text on a terminal or in an editor:

@@ -26,6 +26,10 @@ pub struct State {
     pub warnings: Vec<Warning>,
     #[serde(default)]
     pub validators: SourceValidators,
+    /// How the list was read (see `ParseOptions::fingerprint`); unchanged bytes read the same way are not
+    /// parsed again.
+    #[serde(default)]
+    pub parse_options: String,
     /// The last successful fetch (a 304 Not Modified counts).
     #[serde(with = "seconds_utc")]
     pub last_checked: DateTime<Utc>,
@@ -81,21 +85,22 @@ impl State {
             }
         };
         // The version is checked first, so a newer format gives a clear message, not a parse error.
-        let probe: serde_json::Value =
+        #[derive(Deserialize)]
+        struct Probe {
+            version: Option<u64>,
+        }
+        let probe: Probe =
             serde_json::from_slice(&bytes).map_err(|source| StateError::Corrupt {
                 path: path.into(),
                 source,
             })?;
-        match probe.get("version").and_then(|v| v.as_u64()) {
-            Some(v) if v > VERSION as u64 => {
-                return Err(StateError::FutureVersion {
-                    path: path.into(),
-                    found: v,
-                })
-            }
-            _ => {}
+        if let Some(v) = probe.version.filter(|v| *v > VERSION as u64) {
+            return Err(StateError::FutureVersion {
+                path: path.into(),
+                found: v,
+            });
         }
-        serde_json::from_value(probe)
+        serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|source| StateError::Corrupt {
                 path: path.into(),
@@ -167,6 +172,7 @@ mod tests {
             participants: vec![],
             warnings: vec![],
             validators: SourceValidators::default(),
+            parse_options: String::new(),
             last_checked: DateTime::UNIX_EPOCH,
             last_changed: DateTime::UNIX_EPOCH,
         }

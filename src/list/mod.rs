@@ -77,6 +77,13 @@ pub struct ParseOptions {
     pub domain_rules: DomainRules,
 }
 
+impl ParseOptions {
+    /// Identifies the options: the same bytes read with the same options give the same list.
+    pub fn fingerprint(&self) -> String {
+        format!("{:?}/{:?}", self.columns, self.domain_rules)
+    }
+}
+
 /// Builds the list from rows. Fails only when no domain column can be found; everything wrong with a
 /// single row is a warning.
 pub fn build(records: &[Record], opts: &ParseOptions) -> Result<ParticipantList, LayoutError> {

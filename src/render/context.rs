@@ -5,7 +5,6 @@ use super::options::RenderOptions;
 use super::RenderInput;
 use crate::sanitize::comment;
 use serde::Serialize;
-use std::collections::BTreeMap;
 
 #[derive(Debug, Serialize)]
 pub struct Context<'a> {
@@ -103,12 +102,15 @@ impl<'a> Context<'a> {
                 enforces_inbound_tls: p.enforces_inbound_tls,
             })
             .collect();
-        let mut by_domain = BTreeMap::new();
-        for p in &input.list.participants {
-            for d in &p.domains {
-                by_domain.insert(d.clone(), p);
-            }
-        }
+        // Domains are unique across participants (the list builder guarantees it), so sorting pairs is enough.
+        let mut by_domain: Vec<(&crate::domain::Domain, &crate::list::Participant)> = input
+            .list
+            .participants
+            .iter()
+            .flat_map(|p| p.domains.iter().map(move |d| (d, p)))
+            .collect();
+        by_domain.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        by_domain.dedup_by(|a, b| a.0 == b.0);
         let domains: Vec<DomainEntry> = by_domain
             .iter()
             .map(|(d, p)| DomainEntry {

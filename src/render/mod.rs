@@ -191,8 +191,27 @@ impl Renderer {
         input: RenderInput,
         opts: &RenderOptions,
     ) -> Result<String, RenderError> {
+        self.render_with(target, &Renderer::context(input, opts)?, opts)
+    }
+
+    /// The template context for a list, built once and shared by every target rendered from it.
+    pub fn context(
+        input: RenderInput,
+        opts: &RenderOptions,
+    ) -> Result<minijinja::Value, RenderError> {
         opts.validate()?;
-        let ctx = context::Context::new(input, opts);
+        Ok(minijinja::Value::from_serialize(context::Context::new(
+            input, opts,
+        )))
+    }
+
+    /// Renders one target from a context made by [`Renderer::context`] with the same options.
+    pub fn render_with(
+        &self,
+        target: &Target,
+        ctx: &minijinja::Value,
+        opts: &RenderOptions,
+    ) -> Result<String, RenderError> {
         let fail = |source| RenderError::Template {
             target: target.to_string(),
             source,
@@ -208,7 +227,7 @@ impl Renderer {
                 let text = env
                     .get_template("user")
                     .map_err(fail)?
-                    .render(&ctx)
+                    .render(ctx)
                     .map_err(fail)?;
                 text
             }
@@ -217,7 +236,7 @@ impl Renderer {
                 self.env
                     .get_template(name)
                     .map_err(fail)?
-                    .render(&ctx)
+                    .render(ctx)
                     .map_err(fail)?
             }
         };
@@ -238,6 +257,13 @@ impl Renderer {
 /// problem.
 pub fn check(target: &Target, text: &str, opts: &RenderOptions) -> Result<(), (usize, String)> {
     for (i, line) in text.split('\n').enumerate() {
+        // Most lines are plain printable ASCII; only others need the full Unicode check.
+        if line
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b) || b == b'\t')
+        {
+            continue;
+        }
         if let Some(c) = line
             .chars()
             .find(|c| crate::sanitize::is_dangerous(*c) && *c != '\t')

@@ -53,7 +53,7 @@ pub fn check_policy(text: &str, opts: &RenderOptions) -> Result<(), (usize, Stri
                 return Err((n, "weaker than the configured level".into()));
             }
         }
-        if !seen.insert(key.to_string()) {
+        if !seen.insert(key) {
             return Err((
                 n,
                 format!("duplicate key `{key}` (postmap keeps only the first)"),
@@ -74,7 +74,7 @@ pub fn check_senders(text: &str) -> Result<(), (usize, String)> {
         if value != "reject_plaintext_session" {
             return Err((n, format!("unexpected action `{value}`")));
         }
-        if !seen.insert(key.to_string()) {
+        if !seen.insert(key) {
             return Err((n, format!("duplicate key `{key}`")));
         }
     }

@@ -274,7 +274,7 @@ pub fn fetch(
 ) -> Result<Fetched, FetchError> {
     match fetch_since(source, opts, None, log)? {
         Fetch::Fresh(f) => Ok(*f),
-        Fetch::NotModified => Err(FetchError::UnexpectedNotModified {
+        Fetch::NotModified(_) => Err(FetchError::UnexpectedNotModified {
             url: source.to_string(),
         }),
     }
@@ -285,14 +285,17 @@ pub fn fetch(
 pub struct Previous<'a> {
     pub provenance: &'a Provenance,
     pub validators: &'a SourceValidators,
+    /// [`ParseOptions::fingerprint`] of the previous read.
+    pub parse_options: &'a str,
 }
 
 /// The result of a fetch that may be conditional.
 #[derive(Debug)]
 pub enum Fetch {
     Fresh(Box<Fetched>),
-    /// The server says the list has not changed since `previous`.
-    NotModified,
+    /// The list has not changed since `previous`: the server said so (304), or the bytes are the same and
+    /// are read the same way. Carries the validators of this response when it had a body.
+    NotModified(Option<SourceValidators>),
 }
 
 /// Like [`fetch`], but with `previous` the page and CSV are requested conditionally (`If-None-Match`,
@@ -310,6 +313,8 @@ pub fn fetch_since(
         Location::File(_) => None,
     };
     // Validators are used only for the source they were obtained from.
+    // (The same-bytes check below needs only the previous digest, and applies to files too.)
+    let same_bytes_previous = previous;
     let previous = previous.filter(|p| requested.is_some() && p.validators.requested == requested);
     let came_from_page = previous.is_some_and(|p| p.provenance.page.is_some());
     let first_validators = previous.map(|p| {
@@ -332,7 +337,7 @@ pub fn fetch_since(
         let p = previous.expect("a 304 needs validators");
         let Some(csv) = p.provenance.csv.as_deref().filter(|_| came_from_page) else {
             log("not modified since the last run".into());
-            return Ok(Fetch::NotModified);
+            return Ok(Fetch::NotModified(None));
         };
         let csv_loc = Location::parse(csv)?;
         return match load(
@@ -345,7 +350,7 @@ pub fn fetch_since(
         )? {
             None => {
                 log("neither the page nor the CSV changed since the last run".into());
-                Ok(Fetch::NotModified)
+                Ok(Fetch::NotModified(None))
             }
             Some(loaded) => {
                 check_not_html(&loaded)?;
@@ -354,6 +359,9 @@ pub fn fetch_since(
                     page: p.validators.page.clone(),
                     csv: Validators::default(),
                 };
+                if let Some(v) = unchanged(Some(p), &loaded, &validators, opts) {
+                    return Ok(Fetch::NotModified(Some(v)));
+                }
                 let page = p
                     .provenance
                     .page
@@ -377,6 +385,9 @@ pub fn fetch_since(
             requested,
             ..SourceValidators::default()
         };
+        if let Some(v) = unchanged(same_bytes_previous, &first, &validators, opts) {
+            return Ok(Fetch::NotModified(Some(v)));
+        }
         return from_csv(first, None, None, validators, fetched_at, opts)
             .map(|f| Fetch::Fresh(Box::new(f)));
     }
@@ -412,7 +423,7 @@ pub fn fetch_since(
         )?
         else {
             log("the page changed, but its CSV did not".into());
-            return Ok(Fetch::NotModified);
+            return Ok(Fetch::NotModified(None));
         };
         check_not_html(&loaded)?;
         let validators = SourceValidators {
@@ -420,6 +431,9 @@ pub fn fetch_since(
             page: page_validators,
             csv: Validators::default(),
         };
+        if let Some(v) = unchanged(same_bytes_previous, &loaded, &validators, opts) {
+            return Ok(Fetch::NotModified(Some(v)));
+        }
         return from_csv(
             loaded,
             Some(&page_loc),
@@ -459,6 +473,24 @@ pub fn fetch_since(
         },
         format_note: "inline HTML table".into(),
     })))
+}
+
+/// The same CSV bytes as last time, read with the same options: the list is the same, so it is not
+/// parsed again. Returns the validators to keep (this response's CSV validators added).
+fn unchanged(
+    previous: Option<Previous>,
+    loaded: &Loaded,
+    validators: &SourceValidators,
+    opts: &FetchOptions,
+) -> Option<SourceValidators> {
+    let p = previous?;
+    let same = p.provenance.csv.is_some()
+        && p.parse_options == opts.parse.fingerprint()
+        && p.provenance.sha256 == sha256_hex(&loaded.bytes);
+    same.then(|| SourceValidators {
+        csv: loaded.validators.clone(),
+        ..validators.clone()
+    })
 }
 
 /// The CSV link led to an HTML page (a login or error page, typically).
