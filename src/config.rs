@@ -31,6 +31,9 @@ pub struct Config {
     pub extra_domains: Vec<DomainEntry>,
     #[serde(default)]
     pub exclude: Vec<DomainEntry>,
+    /// Per-domain Postfix settings.
+    #[serde(default, rename = "override")]
+    pub overrides: Vec<OverrideEntry>,
     #[serde(default)]
     pub safety: Safety,
     #[serde(default)]
@@ -79,6 +82,16 @@ impl DomainEntry {
     pub fn active(&self, today: NaiveDate) -> bool {
         self.expires.is_none_or(|e| today < e)
     }
+}
+
+/// `[[override]]`: a different Postfix level or `match=` for one domain, with the reason.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideEntry {
+    pub domain: String,
+    pub reason: String,
+    pub postfix_level: Option<crate::render::options::PostfixLevel>,
+    pub postfix_match: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -216,6 +229,7 @@ impl Config {
                 }
             }
         }
+        self.domain_overrides()?;
         self.outputs()?;
         if let Some(hook) = &self.reload {
             if hook.is_empty() {
@@ -223,6 +237,27 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The `[[override]]` entries, checked.
+    pub fn domain_overrides(
+        &self,
+    ) -> Result<Vec<crate::render::options::DomainOverride>, ConfigError> {
+        let mut out: Vec<crate::render::options::DomainOverride> = Vec::new();
+        for o in &self.overrides {
+            let domain =
+                parse_domain(&o.domain).map_err(|e| self.invalid(format!("override: {e}")))?;
+            if out.iter().any(|x| x.domain == domain) {
+                return Err(self.invalid(format!("override: `{domain}` appears twice")));
+            }
+            out.push(crate::render::options::DomainOverride {
+                domain,
+                reason: o.reason.clone(),
+                postfix_level: o.postfix_level,
+                postfix_match: o.postfix_match.clone(),
+            });
+        }
+        Ok(out)
     }
 
     /// The `[[output]]` entries, resolved.
@@ -307,6 +342,12 @@ own_domains = []
 # domain = "broken.example.no"
 # reason = "their MX certificate expired; reported, ticket 1235"
 # expires = 2026-12-31
+
+# Per-domain Postfix settings, e.g. mandatory DANE for a domain that publishes TLSA records.
+# [[override]]
+# domain = "bank.example.no"
+# reason = "publishes TLSA under DNSSEC"
+# postfix_level = "dane-only"        # and/or postfix_match = "nexthop:dot-nexthop"
 
 [safety]
 # max_removed_percent = 10     # refuse (exit 3) a sync that removes more than this share of the domains…

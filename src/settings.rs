@@ -82,6 +82,7 @@ pub fn render_options(cfg: &Config, args: &RenderOptionArgs) -> anyhow::Result<R
         exim: cfg.exim.clone().unwrap_or_default(),
         exchange: cfg.exchange.clone().unwrap_or_default(),
         exchange_online: cfg.exchange_online.clone().unwrap_or_default(),
+        overrides: cfg.domain_overrides()?,
     };
     o.subdomains |= args.subdomains;
     let p = &mut o.postfix;

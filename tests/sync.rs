@@ -561,3 +561,31 @@ fn init_writes_a_starter_and_keeps_an_existing_file() {
             "create /etc/postfix/bits_tls_policy",
         ));
 }
+
+#[test]
+fn per_domain_override_changes_only_that_domain() {
+    let extra = "[[override]]\ndomain = \"D1.no\"\nreason = \"publishes TLSA under DNSSEC\"\npostfix_level = \"dane-only\"\n\
+                 [[override]]\ndomain = \"d2.no\"\nreason = \"hosted at Microsoft 365\"\npostfix_level = \"secure\"\n\
+                 postfix_match = \"nexthop:dot-nexthop:.protection.outlook.com\"\n";
+    let w = Work::new(&names(12), extra);
+    w.cmd(&["sync"]).success();
+    let policy = w.read("out/policy").unwrap();
+    assert!(
+        policy.contains("\nd1.no dane-only protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1\n"),
+        "{policy}"
+    );
+    assert!(policy.contains("\nd2.no secure protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1 match=nexthop:dot-nexthop:.protection.outlook.com\n"));
+    assert!(policy.contains("\nd3.no verify protocols="));
+    let bad = Work::new(&names(12), "[[override]]\ndomain = \"d1.no\"\nreason = \"x\"\npostfix_level = \"encrypt\"\npostfix_match = \"nexthop\"\n");
+    bad.cmd(&["sync"])
+        .code(1)
+        .stderr(predicate::str::contains("override.postfix_match"));
+    let no_reason = Work::new(
+        &names(12),
+        "[[override]]\ndomain = \"d1.no\"\nreason = \"\"\npostfix_level = \"secure\"\n",
+    );
+    no_reason
+        .cmd(&["sync"])
+        .code(1)
+        .stderr(predicate::str::contains("override.reason"));
+}

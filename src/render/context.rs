@@ -65,6 +65,8 @@ pub struct ParticipantEntry {
 pub struct PostfixDerived {
     /// The right-hand side of every policy entry, e.g. `verify protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1`.
     pub policy_value: String,
+    /// The value for domains with an `[[override]]`: domain → value.
+    pub overrides: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -139,6 +141,7 @@ impl<'a> Context<'a> {
             },
             postfix: PostfixDerived {
                 policy_value: super::postfix::policy_value(&opts.postfix),
+                overrides: super::postfix::override_values(opts),
             },
             exchange: ExchangeDerived {
                 address_spaces: super::exchange::address_spaces(&names, opts.subdomains),

@@ -14,6 +14,30 @@ pub struct RenderOptions {
     pub exim: EximOptions,
     pub exchange: ExchangeOptions,
     pub exchange_online: ExchangeOnlineOptions,
+    /// Per-domain Postfix settings (from `[[override]]` in the configuration).
+    pub overrides: Vec<DomainOverride>,
+}
+
+/// A different Postfix level or `match=` for one domain (e.g. `dane-only` for a domain that publishes
+/// TLSA records).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainOverride {
+    pub domain: Domain,
+    pub reason: String,
+    pub postfix_level: Option<PostfixLevel>,
+    pub postfix_match: Option<String>,
+}
+
+impl DomainOverride {
+    /// The Postfix options for this domain: the general ones with this override applied.
+    pub fn postfix(&self, base: &PostfixOptions) -> PostfixOptions {
+        PostfixOptions {
+            level: self.postfix_level.unwrap_or(base.level),
+            match_: self.postfix_match.clone().or_else(|| base.match_.clone()),
+            ..base.clone()
+        }
+    }
 }
 
 /// `smtp_tls_policy_maps` security levels that force TLS. `dane` (opportunistic) and `may` are not offered:
@@ -268,32 +292,44 @@ fn check_name(key: &'static str, n: &str) -> Result<(), OptionError> {
     }
 }
 
-impl RenderOptions {
-    /// Checks every value that reaches an output.
-    pub fn validate(&self) -> Result<(), OptionError> {
-        let p = &self.postfix;
-        if let Some(m) = &p.match_ {
-            if !matches!(p.level, PostfixLevel::Verify | PostfixLevel::Secure) {
-                return Err(bad(
-                    "postfix.match",
-                    "applies only to the levels verify and secure",
-                ));
-            }
-            let ok = !m.is_empty()
-                && m.split(':').all(|part| {
-                    matches!(part, "hostname" | "nexthop" | "dot-nexthop")
-                        || crate::domain::is_normalised(part.strip_prefix('.').unwrap_or(part))
-                });
-            if !ok {
-                return Err(bad(
-                    "postfix.match",
+/// `match=` only with verify/secure, and only of hostname, nexthop, dot-nexthop or domains.
+fn check_postfix(p: &PostfixOptions, key: &'static str) -> Result<(), OptionError> {
+    if let Some(m) = &p.match_ {
+        if !matches!(p.level, PostfixLevel::Verify | PostfixLevel::Secure) {
+            return Err(bad(key, "applies only to the levels verify and secure"));
+        }
+        let ok = !m.is_empty()
+            && m.split(':').all(|part| {
+                matches!(part, "hostname" | "nexthop" | "dot-nexthop")
+                    || crate::domain::is_normalised(part.strip_prefix('.').unwrap_or(part))
+            });
+        if !ok {
+            return Err(bad(
+                    key,
                     format!(
                         "must be `:`-separated hostname, nexthop, dot-nexthop or domains (`.domain` for subdomains), not `{}`",
                         crate::sanitize::excerpt(m, 80)
                     ),
                 ));
+        }
+    }
+    Ok(())
+}
+
+impl RenderOptions {
+    /// Checks every value that reaches an output.
+    pub fn validate(&self) -> Result<(), OptionError> {
+        check_postfix(&self.postfix, "postfix.match")?;
+        for o in &self.overrides {
+            check_postfix(&o.postfix(&self.postfix), "override.postfix_match")?;
+            if o.reason.trim().is_empty() {
+                return Err(bad(
+                    "override.reason",
+                    format!("is required (for `{}`)", o.domain),
+                ));
             }
         }
+        let p = &self.postfix;
         check_path("postfix.policy_path", &p.policy_path)?;
         check_path("postfix.senders_path", &p.senders_path)?;
         check_path("exim.domains_file", &self.exim.domains_file)?;

@@ -1,7 +1,7 @@
 //! Postfix: the `smtp_tls_policy_maps` table (outbound) and the `check_sender_access` table for
 //! requirement 5.2.4 (inbound), and the line grammar both must keep.
 
-use super::options::{PostfixLevel, PostfixOptions, RenderOptions};
+use super::options::{PostfixOptions, RenderOptions};
 use std::collections::HashSet;
 
 /// `verify protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1` (plus `match=` when set). Attribute values may not
@@ -13,6 +13,19 @@ pub fn policy_value(o: &PostfixOptions) -> String {
         v.push_str(m);
     }
     v
+}
+
+/// Per-domain values where an override applies: domain → policy value.
+pub fn override_values(opts: &RenderOptions) -> std::collections::BTreeMap<String, String> {
+    opts.overrides
+        .iter()
+        .map(|o| {
+            (
+                o.domain.to_string(),
+                policy_value(&o.postfix(&opts.postfix)),
+            )
+        })
+        .collect()
 }
 
 /// A table key: a normalised domain, or `.domain` for its subdomains.
@@ -29,6 +42,7 @@ fn key_ok(key: &str, allow_dot: bool) -> bool {
 /// (which Postfix reads as a continuation of the previous line) and no duplicate key.
 pub fn check_policy(text: &str, opts: &RenderOptions) -> Result<(), (usize, String)> {
     let want = policy_value(&opts.postfix);
+    let overrides = override_values(opts);
     let level_ok = |v: &str| {
         let level = v.split(' ').next().unwrap_or("");
         ["encrypt", "verify", "secure", "dane-only"].contains(&level)
@@ -47,11 +61,15 @@ pub fn check_policy(text: &str, opts: &RenderOptions) -> Result<(), (usize, Stri
         if !level_ok(value) {
             return Err((n, format!("`{value}` is not a forcing TLS policy")));
         }
-        if value != want && opts.postfix.level != PostfixLevel::Encrypt {
-            // A template may vary the value per domain, but never below the configured strength.
-            if value.starts_with("encrypt") {
-                return Err((n, "weaker than the configured level".into()));
-            }
+        // A template may vary the value per domain, but never below what is configured for it.
+        let expected = overrides
+            .get(key.strip_prefix('.').unwrap_or(key))
+            .unwrap_or(&want);
+        if value.starts_with("encrypt") && !expected.starts_with("encrypt") {
+            return Err((
+                n,
+                format!("`{value}` is weaker than the configured `{expected}`"),
+            ));
         }
         if !seen.insert(key) {
             return Err((
