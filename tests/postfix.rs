@@ -1,11 +1,11 @@
 //! The Postfix tables checked by the real Postfix 3.7 (unpacked by scripts/setup-test-tools.sh):
 //! postmap compiles them and answers every listed domain, postconf accepts the main.cf lines from their
-//! headers, and a running Postfix with the senders table refuses plaintext mail from a listed domain.
+//! headers. (A running Postfix with the senders table is in tests/delivery.rs.)
 
 mod support;
 
-use support::mta::{text, try_sender, write, PostfixDir, PostfixInstance};
-use support::{example_csv, listed_domains, render, TestPki};
+use support::mta::{text, wiring_lines, write, PostfixDir};
+use support::{example_csv, listed_domains, render};
 
 const LEGACY: &str = "verify protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1";
 
@@ -123,23 +123,6 @@ fn postmap_compiles_the_senders_table() {
     assert_eq!(lookup("not-listed.no"), None);
 }
 
-/// The `#   name = value` lines under "main.cf" in a rendered header.
-fn wiring_lines(rendered: &str) -> Vec<(String, String)> {
-    rendered
-        .lines()
-        .skip_while(|l| !l.starts_with("# main.cf"))
-        .skip(1)
-        .take_while(|l| l.starts_with("#   "))
-        .map(|l| {
-            let (k, v) = l
-                .trim_start_matches("#   ")
-                .split_once(" = ")
-                .expect("name = value");
-            (k.to_string(), v.to_string())
-        })
-        .collect()
-}
-
 #[test]
 fn postconf_accepts_the_wiring_lines() {
     let policy = render("postfix-policy", &example_csv(), &[]);
@@ -175,88 +158,5 @@ fn postconf_accepts_the_wiring_lines() {
         out.status.success() && !text(&out.stderr).contains("warning"),
         "{}",
         text(&out.stderr)
-    );
-}
-
-#[test]
-fn running_postfix_refuses_plaintext_from_listed_senders() {
-    let pki = TestPki::new();
-    let senders = render("postfix-senders", &example_csv(), &[]);
-    let pf = PostfixDir::new("");
-    let cert = write(pf.path(), "cert.pem", &pki.cert_pem);
-    let key = write(pf.path(), "key.pem", &pki.key_pem);
-    let table = write(pf.path(), "bits_tls_senders", &senders);
-    let out = pf.postmap(&[&format!("hash:{table}")]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let wiring: String = wiring_lines(&senders)
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                "{k} = {}\n",
-                v.replace("/etc/postfix/bits_tls_senders", &table)
-            )
-        })
-        .collect();
-    std::fs::write(
-        pf.path().join("main.cf"),
-        std::fs::read_to_string(pf.path().join("main.cf")).unwrap()
-            + &wiring
-            + &format!(
-                "smtpd_tls_security_level = may\nsmtpd_tls_cert_file = {cert}\nsmtpd_tls_key_file = {key}\n\
-                 smtpd_recipient_restrictions = reject_unauth_destination\n\
-                 mynetworks = 192.0.2.0/24\n"
-            ),
-    )
-    .unwrap();
-    // The test client (127.0.0.1) must not be in mynetworks, or permit_mynetworks lets it through, as it
-    // would any client of the server's own network.
-    let postfix = PostfixInstance::start(pf);
-    let log = || postfix.conf.log();
-
-    let (rcpt, mail) = try_sender(postfix.port, "someone@bits.no", "user@test.example", None);
-    assert_eq!(mail.0, 250, "{}", log());
-    assert_eq!(
-        rcpt.0,
-        550,
-        "plaintext from a listed domain must be refused: {rcpt:?}\n{}",
-        log()
-    );
-    assert!(
-        rcpt.1.contains("Session encryption is required"),
-        "{rcpt:?}"
-    );
-
-    let (rcpt, _) = try_sender(
-        postfix.port,
-        "someone@xn--blbrbank-b0al.no",
-        "user@test.example",
-        None,
-    );
-    assert_eq!(rcpt.0, 550, "IDN sender domain: {rcpt:?}");
-
-    let (rcpt, _) = try_sender(
-        postfix.port,
-        "someone@bits.no",
-        "user@test.example",
-        Some(&pki.ca_der),
-    );
-    assert_eq!(
-        rcpt.0,
-        250,
-        "the same sender over STARTTLS is accepted: {rcpt:?}\n{}",
-        log()
-    );
-
-    let (rcpt, _) = try_sender(
-        postfix.port,
-        "someone@unlisted.no",
-        "user@test.example",
-        None,
-    );
-    assert_eq!(
-        rcpt.0,
-        250,
-        "an unlisted sender may still use plaintext: {rcpt:?}\n{}",
-        log()
     );
 }

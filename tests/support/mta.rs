@@ -150,6 +150,8 @@ pub struct PostfixInstance {
 
 /// The services a receiving Postfix needs, none chrooted.
 const MASTER_CF: &str = "\
+pickup    unix  n - n 60 1 pickup
+showq     unix  n - n - - showq
 cleanup   unix  n - n - 0 cleanup
 qmgr      unix  n - n 300 1 qmgr
 tlsmgr    unix  - - n 1000? 1 tlsmgr
@@ -171,7 +173,14 @@ postlog   unix-dgram n - n - 1 postlogd
 ";
 
 impl PostfixInstance {
+    /// Starts Postfix with an SMTP listener on 127.0.0.1 of this machine.
     pub fn start(conf: PostfixDir) -> PostfixInstance {
+        PostfixInstance::start_in(conf, None)
+    }
+
+    /// Starts Postfix, inside the network namespace `netns` if given (`ip netns exec`, which also
+    /// gives it the namespace's /etc/netns/NAME/resolv.conf).
+    pub fn start_in(conf: PostfixDir, netns: Option<&str>) -> PostfixInstance {
         let port = free_port();
         let q = conf.path().join("queue");
         for d in [
@@ -195,16 +204,34 @@ impl PostfixInstance {
             format!("127.0.0.1:{port} inet n - n - - smtpd\n{MASTER_CF}"),
         )
         .unwrap();
-        let master = conf
-            .command("../lib/postfix/sbin/master")
+        let master = conf.root.join("usr/lib/postfix/sbin/master");
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&master);
+                c
+            }
+            None => Command::new(&master),
+        };
+        cmd.env("LD_LIBRARY_PATH", conf.root.join("usr/lib/postfix"))
+            .arg("-c")
+            .arg(conf.path())
             .arg("-d")
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(Stdio::piped());
+        let master = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("could not start Postfix master: {e}; {SETUP}"));
         let mut inst = PostfixInstance { conf, port, master };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        loop {
+            let ready = match netns {
+                None => TcpStream::connect(("127.0.0.1", port)).is_ok(),
+                Some(_) => inst.conf.log().contains("daemon started"),
+            };
+            if ready {
+                break;
+            }
             if let Ok(Some(status)) = inst.master.try_wait() {
                 let mut err = String::new();
                 inst.master
@@ -220,7 +247,7 @@ impl PostfixInstance {
             }
             assert!(
                 Instant::now() < deadline,
-                "Postfix did not listen on {port}:\n{}",
+                "Postfix did not start:\n{}",
                 inst.conf.log()
             );
             std::thread::sleep(Duration::from_millis(50));
@@ -345,4 +372,21 @@ pub fn write(dir: &Path, name: &str, content: &str) -> String {
     let p = dir.join(name);
     std::fs::write(&p, content).unwrap();
     p.display().to_string()
+}
+
+/// The `#   name = value` lines under "main.cf" in a rendered header.
+pub fn wiring_lines(rendered: &str) -> Vec<(String, String)> {
+    rendered
+        .lines()
+        .skip_while(|l| !l.starts_with("# main.cf"))
+        .skip(1)
+        .take_while(|l| l.starts_with("#   "))
+        .map(|l| {
+            let (k, v) = l
+                .trim_start_matches("#   ")
+                .split_once(" = ")
+                .expect("name = value");
+            (k.to_string(), v.to_string())
+        })
+        .collect()
 }

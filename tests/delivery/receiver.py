@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""A receiving SMTP server for the delivery test (tests/delivery.rs).
+
+It listens on ADDRESS:PORT and records, as JSON lines in LOG, every session: whether STARTTLS was used,
+the TLS version, a failed handshake, and every message accepted (with whether it came encrypted).
+Modes:
+  tls     offers STARTTLS with CERT/KEY (TLS 1.2 and newer)
+  oldtls  offers STARTTLS, but only TLS 1.0 and 1.1
+  plain   offers no STARTTLS
+It prints "ready" once it listens, and runs until killed.
+"""
+import argparse
+import json
+import socket
+import ssl
+import threading
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--address", required=True)
+    ap.add_argument("--port", type=int, default=25)
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--mode", choices=["tls", "oldtls", "plain"], required=True)
+    ap.add_argument("--cert")
+    ap.add_argument("--key")
+    ap.add_argument("--log", required=True)
+    args = ap.parse_args()
+
+    context = None
+    if args.mode != "plain":
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        if args.mode == "oldtls":
+            context.set_ciphers("DEFAULT:@SECLEVEL=0")
+            context.minimum_version = ssl.TLSVersion.TLSv1
+            context.maximum_version = ssl.TLSVersion.TLSv1_1
+        else:
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(args.cert, args.key)
+
+    lock = threading.Lock()
+
+    def record(event):
+        event["server"] = args.name
+        with lock, open(args.log, "a") as f:
+            f.write(json.dumps(event) + "\n")
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((args.address, args.port))
+    listener.listen(16)
+    print("ready", flush=True)
+    while True:
+        conn, _ = listener.accept()
+        threading.Thread(target=session, args=(conn, context, args.name, record), daemon=True).start()
+
+
+def session(conn, context, name, record):
+    conn.settimeout(30)
+    stream = conn
+    encrypted, version = False, None
+    rcpts = []
+    reader = stream.makefile("rb")
+
+    def send(line):
+        stream.sendall((line + "\r\n").encode())
+
+    try:
+        send(f"220 mx.{name}.test ESMTP delivery-test receiver")
+        while True:
+            raw = reader.readline()
+            if not raw:
+                return
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            verb = line.split(" ", 1)[0].upper()
+            if verb in ("EHLO", "HELO"):
+                if context is not None and not encrypted:
+                    send(f"250-mx.{name}.test")
+                    send("250 STARTTLS")
+                else:
+                    send(f"250 mx.{name}.test")
+            elif verb == "STARTTLS" and context is not None and not encrypted:
+                send("220 ready to start TLS")
+                try:
+                    stream = context.wrap_socket(conn, server_side=True)
+                except (ssl.SSLError, OSError) as e:
+                    record({"event": "tls_failed", "error": str(e)})
+                    return
+                encrypted, version = True, stream.version()
+                record({"event": "tls", "version": version})
+                reader = stream.makefile("rb")
+            elif verb == "RCPT":
+                rcpts.append(line.split(":", 1)[-1].strip().strip("<>").lower())
+                send("250 ok")
+            elif verb in ("MAIL", "RSET", "NOOP"):
+                if verb != "NOOP":
+                    rcpts = []
+                send("250 ok")
+            elif verb == "DATA":
+                send("354 go ahead")
+                body = []
+                while True:
+                    raw = reader.readline()
+                    if not raw or raw in (b".\r\n", b".\n"):
+                        break
+                    body.append(raw)
+                record({"event": "message", "encrypted": encrypted, "tls_version": version,
+                        "rcpt": rcpts, "bytes": sum(len(b) for b in body)})
+                send("250 accepted")
+            elif verb == "QUIT":
+                send("221 bye")
+                return
+            else:
+                send("502 not implemented")
+    except (OSError, ssl.SSLError) as e:
+        record({"event": "session_error", "error": str(e)})
+    finally:
+        try:
+            stream.close()
+        except OSError:
+            pass
+
+
+if __name__ == "__main__":
+    main()
