@@ -126,20 +126,24 @@ pub fn text(out: &mut impl Write, p: &Prepared) -> io::Result<()> {
     Ok(())
 }
 
-pub fn text_changes(out: &mut impl Write, ch: &ListChanges) -> io::Result<()> {
-    if ch.is_empty() {
-        writeln!(out, "Participants: no change")?;
-        return Ok(());
-    }
-    writeln!(
-        out,
-        "Participants: {} joined, {} left, {} changed; domains: {} added, {} removed",
+/// `2 joined, 0 left, 1 changed; domains: 3 added, 0 removed`.
+pub fn change_counts(ch: &ListChanges) -> String {
+    format!(
+        "{} joined, {} left, {} changed; domains: {} added, {} removed",
         ch.joined.len(),
         ch.left.len(),
         ch.changed.len(),
         ch.domains_added.len(),
         ch.domains_removed.len()
-    )?;
+    )
+}
+
+pub fn text_changes(out: &mut impl Write, ch: &ListChanges) -> io::Result<()> {
+    if ch.is_empty() {
+        writeln!(out, "Participants: no change")?;
+        return Ok(());
+    }
+    writeln!(out, "Participants: {}", change_counts(ch))?;
     for p in &ch.joined {
         writeln!(out, "  + {}: {}", who(p), domains(p))?;
     }

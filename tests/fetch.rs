@@ -26,20 +26,8 @@ fn fetch_file(name: &str) -> Value {
     fetch_json(&["--source", fixture(name).to_str().unwrap()])
 }
 
-/// All domains, in output order.
 fn domains(v: &Value) -> Vec<String> {
-    v["participants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|p| {
-            p["domains"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|d| d.as_str().unwrap().to_string())
-        })
-        .collect()
+    support::json_domains(v)
 }
 
 fn warning_lines(v: &Value) -> Vec<Option<u64>> {

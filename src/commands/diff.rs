@@ -3,7 +3,7 @@
 
 use crate::cli::{DiffArgs, PlanFormat};
 use crate::config::Config;
-use crate::engine::{self, ListFrom, Prepared};
+use crate::engine::{self, Job, ListFrom, Prepared};
 use crate::exit::ExitStatus;
 use crate::printer::Printer;
 use crate::{report, settings};
@@ -18,7 +18,16 @@ pub fn run(
 ) -> anyhow::Result<ExitStatus> {
     let cfg = Config::discover(config)?;
     let job = settings::job(&cfg, &args.job, chrono::Local::now().date_naive())?;
-    let prepared = engine::prepare(&job, ListFrom::Source, &printer.log())?;
+    plan_and_show(&job, args.format, printer)
+}
+
+/// Prepares the plan, shows it with its warnings, and returns the exit status (also `sync --dry-run`).
+pub fn plan_and_show(
+    job: &Job,
+    format: PlanFormat,
+    printer: &Printer,
+) -> anyhow::Result<ExitStatus> {
+    let prepared = engine::prepare(job, ListFrom::Source, &printer.log())?;
     for w in prepared
         .list
         .warnings
@@ -27,7 +36,7 @@ pub fn run(
     {
         printer.warning(w);
     }
-    show(&prepared, args.format)?;
+    show(&prepared, format)?;
     Ok(status(&prepared))
 }
 

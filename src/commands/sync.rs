@@ -17,17 +17,7 @@ pub fn run(
     let cfg = Config::discover(config)?;
     let job = settings::job(&cfg, &args.job, chrono::Local::now().date_naive())?;
     if args.dry_run {
-        let prepared = engine::prepare(&job, ListFrom::Source, &printer.log())?;
-        for w in prepared
-            .list
-            .warnings
-            .iter()
-            .chain(&prepared.config_warnings)
-        {
-            printer.warning(w);
-        }
-        super::diff::show(&prepared, crate::cli::PlanFormat::Text)?;
-        return Ok(super::diff::status(&prepared));
+        return super::diff::plan_and_show(&job, crate::cli::PlanFormat::Text, printer);
     }
     let _lock = engine::lock(&job)?;
     let prepared = engine::prepare(&job, ListFrom::Source, &printer.log())?;
@@ -76,15 +66,7 @@ pub fn run(
             &prepared.provenance.sha256[..16]
         )?;
         if !ch.is_empty() {
-            writeln!(
-                out,
-                "  participants: {} joined, {} left, {} changed; domains: {} added, {} removed",
-                ch.joined.len(),
-                ch.left.len(),
-                ch.changed.len(),
-                ch.domains_added.len(),
-                ch.domains_removed.len()
-            )?;
+            writeln!(out, "  {}", crate::report::change_counts(ch))?;
             for d in &ch.domains_added {
                 writeln!(out, "  + {d}")?;
             }

@@ -369,7 +369,14 @@ pub fn listed_domains(source: &Path) -> Vec<String> {
         .assert()
         .success();
     let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
-    let mut d: Vec<String> = v["participants"]
+    let mut d = json_domains(&v);
+    d.sort();
+    d
+}
+
+/// All domains in a `fetch --format json` document, in output order.
+pub fn json_domains(v: &serde_json::Value) -> Vec<String> {
+    v["participants"]
         .as_array()
         .unwrap()
         .iter()
@@ -380,7 +387,5 @@ pub fn listed_domains(source: &Path) -> Vec<String> {
                 .iter()
                 .map(|d| d.as_str().unwrap().to_string())
         })
-        .collect();
-    d.sort();
-    d
+        .collect()
 }
