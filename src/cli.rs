@@ -110,6 +110,7 @@ pub enum ListFormat {
 
 /// Where the list comes from and how it is downloaded.
 #[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Source options")]
 pub struct SourceArgs {
     /// The Bits page or the CSV, as an https:// URL or a file [default: https://bits.no/tls]
     #[arg(long, env = "BITS_TLS_SOURCE", value_name = "URL|PATH")]

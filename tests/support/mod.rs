@@ -19,6 +19,8 @@ pub fn bits() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_bits-tls"));
     for var in [
         "BITS_TLS_SOURCE",
+        "BITS_TLS_CONFIG",
+        "BITS_TLS_STATE",
         "HTTP_PROXY",
         "HTTPS_PROXY",
         "ALL_PROXY",
