@@ -589,3 +589,35 @@ fn per_domain_override_changes_only_that_domain() {
         .code(1)
         .stderr(predicate::str::contains("override.reason"));
 }
+
+#[test]
+fn a_new_page_date_is_news_even_with_the_same_csv() {
+    let w = Work::new(&names(12), "");
+    let page = |date: &str| {
+        format!("<html><body><p>Oppdatert: {date}</p><a href=\"/liste.csv\">Domeneliste tvungen TLS i CSV</a></body></html>")
+    };
+    w.server
+        .set("/tls", vec![Reply::html(page("16. november 2021"))]);
+    let config = w
+        .read("bits-tls.toml")
+        .unwrap()
+        .replace(&w.server.url("/liste.csv"), &w.server.url("/tls"));
+    std::fs::write(w.path("bits-tls.toml"), config).unwrap();
+    w.cmd(&["sync"]).success();
+    assert!(w
+        .read("out/policy")
+        .unwrap()
+        .contains("(updated 2021-11-16)"));
+    w.cmd(&["sync"]).code(0).stdout("");
+    w.server
+        .set("/tls", vec![Reply::html(page("3. mars 2025"))]);
+    w.cmd(&["sync"])
+        .success()
+        .stdout(predicate::str::contains("wrote"));
+    assert!(w
+        .read("out/policy")
+        .unwrap()
+        .contains("(updated 2025-03-03)"));
+    assert_eq!(w.state()["source"]["page_updated"], "2025-03-03");
+    w.cmd(&["sync"]).code(0).stdout("");
+}

@@ -431,7 +431,10 @@ pub fn fetch_since(
             page: page_validators,
             csv: Validators::default(),
         };
-        if let Some(v) = unchanged(same_bytes_previous, &loaded, &validators, opts) {
+        // A new "Oppdatert" date on the page is news even when the CSV bytes are the same.
+        let same_page_date =
+            same_bytes_previous.filter(|p| p.provenance.page_updated == scan.updated);
+        if let Some(v) = unchanged(same_page_date, &loaded, &validators, opts) {
             return Ok(Fetch::NotModified(Some(v)));
         }
         return from_csv(
