@@ -89,14 +89,11 @@ pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Resul
             (state_list(s), s.source.clone(), s.validators.clone(), false)
         }
         _ => {
-            let prev = previous
-                .as_ref()
-                .filter(|s| !s.participants.is_empty())
-                .map(|s| Previous {
-                    provenance: &s.source,
-                    validators: &s.validators,
-                    parse_options: &s.parse_options,
-                });
+            let prev = previous.as_ref().map(|s| Previous {
+                provenance: &s.source,
+                validators: &s.validators,
+                parse_options: &s.parse_options,
+            });
             match source::fetch_since(&job.location, &job.fetch, prev, log)? {
                 Fetch::Fresh(f) => (f.list, f.provenance, f.validators, false),
                 Fetch::NotModified(fresh) => {

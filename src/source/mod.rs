@@ -359,7 +359,13 @@ pub fn fetch_since(
                     page: p.validators.page.clone(),
                     csv: Validators::default(),
                 };
-                if let Some(v) = unchanged(Some(p), &loaded, &validators, opts) {
+                if let Some(v) = unchanged(
+                    Some(p),
+                    &loaded,
+                    p.provenance.page_updated,
+                    &validators,
+                    opts,
+                ) {
                     return Ok(Fetch::NotModified(Some(v)));
                 }
                 let page = p
@@ -385,7 +391,7 @@ pub fn fetch_since(
             requested,
             ..SourceValidators::default()
         };
-        if let Some(v) = unchanged(same_bytes_previous, &first, &validators, opts) {
+        if let Some(v) = unchanged(same_bytes_previous, &first, None, &validators, opts) {
             return Ok(Fetch::NotModified(Some(v)));
         }
         return from_csv(first, None, None, validators, fetched_at, opts)
@@ -431,10 +437,13 @@ pub fn fetch_since(
             page: page_validators,
             csv: Validators::default(),
         };
-        // A new "Oppdatert" date on the page is news even when the CSV bytes are the same.
-        let same_page_date =
-            same_bytes_previous.filter(|p| p.provenance.page_updated == scan.updated);
-        if let Some(v) = unchanged(same_page_date, &loaded, &validators, opts) {
+        if let Some(v) = unchanged(
+            same_bytes_previous,
+            &loaded,
+            scan.updated,
+            &validators,
+            opts,
+        ) {
             return Ok(Fetch::NotModified(Some(v)));
         }
         return from_csv(
@@ -483,11 +492,14 @@ pub fn fetch_since(
 fn unchanged(
     previous: Option<Previous>,
     loaded: &Loaded,
+    page_updated: Option<NaiveDate>,
     validators: &SourceValidators,
     opts: &FetchOptions,
 ) -> Option<SourceValidators> {
     let p = previous?;
+    // A new "Oppdatert" date on the page is news even when the CSV bytes are the same.
     let same = p.provenance.csv.is_some()
+        && p.provenance.page_updated == page_updated
         && p.parse_options == opts.parse.fingerprint()
         && p.provenance.sha256 == sha256_hex(&loaded.bytes);
     same.then(|| SourceValidators {
