@@ -4,6 +4,7 @@
 use crate::domain::{Domain, DomainRules};
 use crate::list::columns::ColumnOverride;
 use crate::render::options::{EximTls, PostfixLevel, PostfixProtocols, TableType, TlsValidation};
+use crate::render::BuiltIn;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -138,7 +139,7 @@ pub struct SourceArgs {
 pub struct RenderArgs {
     /// What to render
     #[arg(value_enum, required_unless_present = "template")]
-    pub target: Option<TargetName>,
+    pub target: Option<BuiltIn>,
     /// Render this template file (minijinja) instead of a built-in target
     #[arg(long, value_name = "FILE", conflicts_with = "target")]
     pub template: Option<PathBuf>,
@@ -149,23 +150,6 @@ pub struct RenderArgs {
     pub source: SourceArgs,
     #[command(flatten)]
     pub options: RenderOptionArgs,
-}
-
-/// The built-in targets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum TargetName {
-    /// Postfix smtp_tls_policy_maps table
-    PostfixPolicy,
-    /// Postfix check_sender_access table (requirement 5.2.4)
-    PostfixSenders,
-    /// Exim domain list file
-    EximDomains,
-    /// Exim router, transport and ACL
-    EximConfig,
-    /// Exchange Server PowerShell (send connector)
-    Exchange,
-    /// Exchange Online PowerShell (partner connectors)
-    ExchangeOnline,
 }
 
 /// Per-target options; each overrides the default (and, later, the config file).
@@ -246,7 +230,7 @@ fn parse_domain(s: &str) -> Result<Domain, String> {
 pub struct JobArgs {
     /// Write TARGET's output to PATH (repeatable); replaces the configuration's [[output]] entries
     #[arg(long = "output", value_name = "TARGET=PATH", value_parser = parse_output)]
-    pub outputs: Vec<(TargetName, PathBuf)>,
+    pub outputs: Vec<(BuiltIn, PathBuf)>,
     /// State file [default: bits-tls.state.json beside the configuration]
     #[arg(long, env = "BITS_TLS_STATE", value_name = "PATH")]
     pub state: Option<PathBuf>,
@@ -259,15 +243,10 @@ pub struct JobArgs {
     pub options: RenderOptionArgs,
 }
 
-fn parse_output(s: &str) -> Result<(TargetName, PathBuf), String> {
+fn parse_output(s: &str) -> Result<(BuiltIn, PathBuf), String> {
     let (t, p) = s.split_once('=').ok_or("expected TARGET=PATH")?;
-    let target = TargetName::from_str(t, false).map_err(|_| {
-        let names: Vec<String> = TargetName::value_variants()
-            .iter()
-            .filter_map(|v| v.to_possible_value().map(|p| p.get_name().to_string()))
-            .collect();
-        format!("unknown target `{t}`; expected one of {}", names.join(", "))
-    })?;
+    let target = BuiltIn::parse(t)
+        .ok_or_else(|| format!("unknown target `{t}`; expected one of {}", BuiltIn::names()))?;
     if p.is_empty() {
         return Err("the path is empty".into());
     }

@@ -268,11 +268,7 @@ impl Config {
                 (Some(t), None) => Target::parse(t).ok_or_else(|| {
                     self.invalid(format!(
                         "output target `{t}` is unknown; expected one of {}",
-                        Target::BUILT_IN
-                            .iter()
-                            .map(|t| t.name())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        crate::render::BuiltIn::names()
                     ))
                 })?,
                 (None, Some(tpl)) => Target::Template(self.resolve(tpl)),
@@ -421,7 +417,10 @@ mod tests {
         let c = parse(STARTER).unwrap();
         let outs = c.outputs().unwrap();
         assert_eq!(outs.len(), 1);
-        assert_eq!(outs[0].target, Target::PostfixPolicy);
+        assert_eq!(
+            outs[0].target,
+            Target::BuiltIn(crate::render::BuiltIn::PostfixPolicy)
+        );
         assert_eq!(c.safety, Safety::default());
     }
 

@@ -6,7 +6,7 @@ use crate::config::{Output, Safety};
 use crate::list::{ParticipantList, Warning};
 use crate::plan::{self, Adjustments, FileChange, ListChanges};
 use crate::render::options::RenderOptions;
-use crate::render::{RenderInput, Renderer, Target};
+use crate::render::{RenderInput, Renderer};
 use crate::source::{self, Fetch, FetchOptions, Location, Previous, Provenance, SourceValidators};
 use crate::state::{self, HistoryEntry, HistorySource, State};
 use crate::write::{self, FileWrite, Hook, Lock};
@@ -126,7 +126,7 @@ pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Resul
                 )
             }
         };
-        let blocks = !matches!(out.target, Target::Template(_));
+        let blocks = out.target.uses_managed_block();
         let after = plan::merge_managed(before.as_deref(), &rendered, blocks);
         files.push(FileChange::new(
             out.target.name().to_string(),

@@ -7,6 +7,7 @@ use crate::domain::{Domain, DomainRules};
 use crate::engine::Job;
 use crate::plan::Adjustments;
 use crate::render::options::RenderOptions;
+use crate::render::Target;
 use crate::source::http::HttpOptions;
 use crate::source::{FetchOptions, Location, DEFAULT_SOURCE};
 use crate::state;
@@ -155,7 +156,7 @@ pub fn job(cfg: &Config, args: &JobArgs, today: chrono::NaiveDate) -> anyhow::Re
             .outputs
             .iter()
             .map(|(t, p)| Output {
-                target: crate::commands::render::target_of(*t),
+                target: Target::BuiltIn(*t),
                 path: p.clone(),
                 hook: None,
             })

@@ -138,7 +138,7 @@ fn render_all(
     list: &bits_tls::list::ParticipantList,
     subdomains: bool,
 ) -> Vec<(&'static str, String)> {
-    use bits_tls::render::{options::RenderOptions, RenderInput, Renderer, Target};
+    use bits_tls::render::{options::RenderOptions, BuiltIn, RenderInput, Renderer};
     let provenance = bits_tls::source::Provenance {
         page: Some("https://bits.no/tls".into()),
         csv: Some("https://bits.no/liste.csv".into()),
@@ -151,12 +151,12 @@ fn render_all(
         ..RenderOptions::default()
     };
     let renderer = Renderer::new(None).unwrap();
-    Target::BUILT_IN
+    BuiltIn::ALL
         .iter()
         .map(|t| {
             let text = renderer
                 .render(
-                    t,
+                    &(*t).into(),
                     RenderInput {
                         provenance: &provenance,
                         list,

@@ -1,6 +1,6 @@
 //! `bits-tls render TARGET`: print one target's configuration to stdout.
 
-use crate::cli::{RenderArgs, TargetName};
+use crate::cli::RenderArgs;
 use crate::config::Config;
 use crate::exit::ExitStatus;
 use crate::printer::Printer;
@@ -10,17 +10,6 @@ use crate::source;
 use anyhow::Context;
 use std::io::Write;
 use std::path::Path;
-
-pub fn target_of(name: TargetName) -> Target {
-    match name {
-        TargetName::PostfixPolicy => Target::PostfixPolicy,
-        TargetName::PostfixSenders => Target::PostfixSenders,
-        TargetName::EximDomains => Target::EximDomains,
-        TargetName::EximConfig => Target::EximConfig,
-        TargetName::Exchange => Target::Exchange,
-        TargetName::ExchangeOnline => Target::ExchangeOnline,
-    }
-}
 
 pub fn run(
     args: &RenderArgs,
@@ -32,7 +21,7 @@ pub fn run(
     let src = SourceSettings::new(&cfg, &args.source, &options)?;
     let target = match (&args.template, args.target) {
         (Some(path), _) => Target::Template(path.clone()),
-        (None, Some(name)) => target_of(name),
+        (None, Some(name)) => Target::BuiltIn(name),
         (None, None) => unreachable!("clap requires a target or --template"),
     };
     // Templates are loaded before the download, so a broken template fails fast.

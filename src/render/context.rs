@@ -1,7 +1,9 @@
 //! The data templates see. Everything here is safe to print: domains are validated A-labels, and free
 //! text (names, addresses) has passed `sanitize::comment`. The README documents every field.
 
+use super::exchange::{ExchangeDerived, ExchangeOnlineDerived};
 use super::options::RenderOptions;
+use super::postfix::PostfixDerived;
 use super::RenderInput;
 use crate::sanitize::comment;
 use serde::Serialize;
@@ -61,34 +63,6 @@ pub struct ParticipantEntry {
     pub enforces_inbound_tls: Option<bool>,
 }
 
-#[derive(Debug, Serialize)]
-pub struct PostfixDerived {
-    /// The right-hand side of every policy entry, e.g. `verify protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1`.
-    pub policy_value: String,
-    /// The value for domains with an `[[override]]`: domain → value.
-    pub overrides: std::collections::BTreeMap<String, String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ExchangeDerived {
-    /// Address spaces: `domain`, or `*.domain` (the domain and its subdomains) with `subdomains`.
-    pub address_spaces: Vec<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Connector {
-    pub name: String,
-    pub domains: Vec<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ExchangeOnlineDerived {
-    /// Outbound connectors with at most `max_domains_per_connector` recipient domains each.
-    pub connectors: Vec<Connector>,
-    /// Inbound connectors (only when `inbound` is on), split at the same size.
-    pub inbound_connectors: Vec<Connector>,
-}
-
 impl<'a> Context<'a> {
     pub fn new(input: RenderInput, opts: &'a RenderOptions) -> Context<'a> {
         let p = input.provenance;
@@ -139,10 +113,7 @@ impl<'a> Context<'a> {
                 participants: participants.len(),
                 domains: domains.len(),
             },
-            postfix: PostfixDerived {
-                policy_value: super::postfix::policy_value(&opts.postfix),
-                overrides: super::postfix::override_values(opts),
-            },
+            postfix: PostfixDerived::new(opts),
             exchange: ExchangeDerived {
                 address_spaces: super::exchange::address_spaces(&names, opts.subdomains),
             },

@@ -1,8 +1,28 @@
 //! Exchange Server and Exchange Online: address spaces, connector splitting, PowerShell quoting, and
 //! the check the generated scripts must pass.
 
-use super::context::{Connector, ExchangeOnlineDerived};
 use super::options::RenderOptions;
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct ExchangeDerived {
+    /// Address spaces: `domain`, or `*.domain` (the domain and its subdomains) with `subdomains`.
+    pub address_spaces: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Connector {
+    pub name: String,
+    pub domains: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ExchangeOnlineDerived {
+    /// Outbound connectors with at most `max_domains_per_connector` recipient domains each.
+    pub connectors: Vec<Connector>,
+    /// Inbound connectors (only when `inbound` is on), split at the same size.
+    pub inbound_connectors: Vec<Connector>,
+}
 
 /// A PowerShell single-quoted literal. Inside one, only quote characters are special; PowerShell treats
 /// the typographic single quotes U+2018–U+201B as quotes too, so each is doubled like `'`.

@@ -8,104 +8,17 @@ pub mod exchange;
 pub mod exim;
 pub mod options;
 pub mod postfix;
+pub mod target;
 
 use crate::list::ParticipantList;
 use crate::source::Provenance;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use options::{OptionError, RenderOptions};
-use std::fmt;
 use std::path::{Path, PathBuf};
+pub use target::{BuiltIn, Target};
 
-/// What to render.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Target {
-    PostfixPolicy,
-    PostfixSenders,
-    EximDomains,
-    EximConfig,
-    Exchange,
-    ExchangeOnline,
-    /// A user template file, rendered with the same context.
-    Template(PathBuf),
-}
-
-impl Target {
-    pub const BUILT_IN: [Target; 6] = [
-        Target::PostfixPolicy,
-        Target::PostfixSenders,
-        Target::EximDomains,
-        Target::EximConfig,
-        Target::Exchange,
-        Target::ExchangeOnline,
-    ];
-
-    pub fn name(&self) -> &str {
-        match self {
-            Target::PostfixPolicy => "postfix-policy",
-            Target::PostfixSenders => "postfix-senders",
-            Target::EximDomains => "exim-domains",
-            Target::EximConfig => "exim-config",
-            Target::Exchange => "exchange",
-            Target::ExchangeOnline => "exchange-online",
-            Target::Template(_) => "template",
-        }
-    }
-
-    /// The built-in template's file name (also its name in a `--templates` directory).
-    pub fn template_file(&self) -> Option<&'static str> {
-        Some(match self {
-            Target::PostfixPolicy => "postfix-policy.j2",
-            Target::PostfixSenders => "postfix-senders.j2",
-            Target::EximDomains => "exim-domains.j2",
-            Target::EximConfig => "exim-config.j2",
-            Target::Exchange => "exchange.ps1.j2",
-            Target::ExchangeOnline => "exchange-online.ps1.j2",
-            Target::Template(_) => return None,
-        })
-    }
-
-    pub fn parse(name: &str) -> Option<Target> {
-        Target::BUILT_IN.into_iter().find(|t| t.name() == name)
-    }
-}
-
-impl fmt::Display for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Target::Template(p) => write!(f, "template `{}`", p.display()),
-            t => f.write_str(t.name()),
-        }
-    }
-}
-
-/// The built-in templates, embedded in the binary.
-const EMBEDDED: &[(&str, &str)] = &[
-    ("_header.j2", include_str!("../../templates/_header.j2")),
-    (
-        "postfix-policy.j2",
-        include_str!("../../templates/postfix-policy.j2"),
-    ),
-    (
-        "postfix-senders.j2",
-        include_str!("../../templates/postfix-senders.j2"),
-    ),
-    (
-        "exim-domains.j2",
-        include_str!("../../templates/exim-domains.j2"),
-    ),
-    (
-        "exim-config.j2",
-        include_str!("../../templates/exim-config.j2"),
-    ),
-    (
-        "exchange.ps1.j2",
-        include_str!("../../templates/exchange.ps1.j2"),
-    ),
-    (
-        "exchange-online.ps1.j2",
-        include_str!("../../templates/exchange-online.ps1.j2"),
-    ),
-];
+/// The shared header every built-in template includes.
+const HEADER: (&str, &str) = ("_header.j2", include_str!("../../templates/_header.j2"));
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
@@ -169,13 +82,14 @@ impl Renderer {
         env.set_auto_escape_callback(|_| AutoEscape::None);
         env.add_filter("comment", |s: String| crate::sanitize::comment(&s));
         env.add_filter("ps_quote", |s: String| exchange::ps_quote(&s));
-        for (name, text) in EMBEDDED {
+        let embedded = BuiltIn::ALL.map(|t| (t.spec().template, t.spec().source));
+        for (name, text) in std::iter::once(HEADER).chain(embedded) {
             let text = match templates_dir.map(|d| d.join(name)).filter(|p| p.is_file()) {
                 Some(path) => std::fs::read_to_string(&path)
                     .map_err(|source| RenderError::Read { path, source })?,
                 None => text.to_string(),
             };
-            env.add_template_owned(*name, text)
+            env.add_template_owned(name, text)
                 .map_err(|source| RenderError::Template {
                     target: name.to_string(),
                     source,
@@ -231,14 +145,12 @@ impl Renderer {
                     .map_err(fail)?;
                 text
             }
-            t => {
-                let name = t.template_file().expect("built-in target");
-                self.env
-                    .get_template(name)
-                    .map_err(fail)?
-                    .render(ctx)
-                    .map_err(fail)?
-            }
+            Target::BuiltIn(t) => self
+                .env
+                .get_template(t.spec().template)
+                .map_err(fail)?
+                .render(ctx)
+                .map_err(fail)?,
         };
         let mut text = text;
         if !text.ends_with('\n') {
@@ -275,11 +187,7 @@ pub fn check(target: &Target, text: &str, opts: &RenderOptions) -> Result<(), (u
         }
     }
     match target {
-        Target::PostfixPolicy => postfix::check_policy(text, opts),
-        Target::PostfixSenders => postfix::check_senders(text),
-        Target::EximDomains => exim::check_domains(text),
-        Target::EximConfig => exim::check_config(text),
-        Target::Exchange | Target::ExchangeOnline => exchange::check_script(text),
+        Target::BuiltIn(t) => (t.spec().check)(text, opts),
         Target::Template(_) => Ok(()),
     }
 }

@@ -2,7 +2,26 @@
 //! requirement 5.2.4 (inbound), and the line grammar both must keep.
 
 use super::options::{PostfixOptions, RenderOptions};
+use serde::Serialize;
 use std::collections::HashSet;
+
+/// What the Postfix templates see beyond the options (`postfix.*` in the template context).
+#[derive(Debug, Serialize)]
+pub struct PostfixDerived {
+    /// The right-hand side of every policy entry, e.g. `verify protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1`.
+    pub policy_value: String,
+    /// The value for domains with an `[[override]]`: domain → value.
+    pub overrides: std::collections::BTreeMap<String, String>,
+}
+
+impl PostfixDerived {
+    pub fn new(opts: &RenderOptions) -> PostfixDerived {
+        PostfixDerived {
+            policy_value: policy_value(&opts.postfix),
+            overrides: override_values(opts),
+        }
+    }
+}
 
 /// `verify protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1` (plus `match=` when set). Attribute values may not
 /// contain spaces or commas (postconf(5)); options are validated to keep that true.
