@@ -5,6 +5,7 @@ use crate::domain::{Domain, DomainRules};
 use crate::list::columns::ColumnOverride;
 use crate::render::options::{EximTls, PostfixLevel, PostfixProtocols, TableType, TlsValidation};
 use crate::render::BuiltIn;
+use crate::report;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -95,18 +96,8 @@ pub struct FetchArgs {
     #[command(flatten)]
     pub source: SourceArgs,
     /// Output format
-    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
-    pub format: ListFormat,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ListFormat {
-    /// A table and a summary line, for people
-    Text,
-    /// The contract's JSON: source, participants, warnings
-    Json,
-    /// One row per domain, with the list's English headers (re-readable by --source)
-    Csv,
+    #[arg(long, value_enum, default_value_t = report::list::Format::Text)]
+    pub format: report::list::Format,
 }
 
 /// Where the list comes from and how it is downloaded.
@@ -256,17 +247,10 @@ fn parse_output(s: &str) -> Result<(BuiltIn, PathBuf), String> {
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     /// Output format; markdown is for a merge-request comment
-    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
-    pub format: PlanFormat,
+    #[arg(long, value_enum, default_value_t = report::plan::Format::Text)]
+    pub format: report::plan::Format,
     #[command(flatten)]
     pub job: JobArgs,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PlanFormat {
-    Text,
-    Json,
-    Markdown,
 }
 
 #[derive(Debug, Args)]
@@ -292,9 +276,9 @@ pub struct CheckArgs {
     /// Also compare the state with the live list (uses the network)
     #[arg(long)]
     pub online: bool,
-    /// Output format
-    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
-    pub format: PlanFormat,
+    /// Output format; markdown is for a change ticket
+    #[arg(long, value_enum, default_value_t = report::check::Format::Text)]
+    pub format: report::check::Format,
     #[command(flatten)]
     pub job: JobArgs,
 }

@@ -2,10 +2,10 @@
 //! the safety thresholds. Unknown keys are errors that name the key and the file, so a typo never
 //! silently turns a setting off. Relative paths are relative to the file's directory.
 
-use crate::domain::{Domain, DomainRules};
+use crate::domain::Domain;
+use crate::plan::{DomainEntry, Output};
 use crate::render::options::{ExchangeOnlineOptions, ExchangeOptions, EximOptions, PostfixOptions};
 use crate::render::Target;
-use chrono::NaiveDate;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -25,8 +25,8 @@ pub struct Config {
     /// The audit trail (default `bits-tls.history.jsonl` beside the state file).
     pub history: Option<PathBuf>,
     /// Your own domains: left out of every output; a warning when they vanish from the list.
-    #[serde(default)]
-    pub own_domains: Vec<String>,
+    #[serde(default, deserialize_with = "crate::domain::list_from_config")]
+    pub own_domains: Vec<Domain>,
     #[serde(default)]
     pub extra_domains: Vec<DomainEntry>,
     #[serde(default)]
@@ -50,45 +50,12 @@ pub struct Config {
     pub path: Option<PathBuf>,
 }
 
-/// A local addition or exclusion: why, and until when.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct DomainEntry {
-    pub domain: String,
-    pub reason: String,
-    #[serde(default, deserialize_with = "de_date")]
-    pub expires: Option<NaiveDate>,
-}
-
-/// A TOML date (`2027-06-30`) or the same as a string.
-fn de_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<NaiveDate>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Toml(toml::value::Datetime),
-        Text(String),
-    }
-    let text = match Raw::deserialize(d)? {
-        Raw::Toml(dt) => dt.to_string(),
-        Raw::Text(s) => s,
-    };
-    NaiveDate::parse_from_str(&text, "%Y-%m-%d")
-        .map(Some)
-        .map_err(|_| serde::de::Error::custom(format!("`{text}` is not a date like 2027-06-30")))
-}
-
-impl DomainEntry {
-    /// In force on `today` (an entry expires at the start of its `expires` day).
-    pub fn active(&self, today: NaiveDate) -> bool {
-        self.expires.is_none_or(|e| today < e)
-    }
-}
-
 /// `[[override]]`: a different Postfix level or `match=` for one domain, with the reason.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct OverrideEntry {
-    pub domain: String,
+    #[serde(deserialize_with = "crate::domain::from_config")]
+    pub domain: Domain,
     pub reason: String,
     pub postfix_level: Option<crate::render::options::PostfixLevel>,
     pub postfix_match: Option<String>,
@@ -126,14 +93,6 @@ pub struct OutputEntry {
     pub template: Option<PathBuf>,
     pub path: PathBuf,
     /// argv, not a shell string; `{path}` is replaced by the output's path.
-    pub hook: Option<Vec<String>>,
-}
-
-/// A resolved output.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Output {
-    pub target: Target,
-    pub path: PathBuf,
     pub hook: Option<Vec<String>>,
 }
 
@@ -215,15 +174,11 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
-        for d in &self.own_domains {
-            parse_domain(d).map_err(|e| self.invalid(format!("own_domains: {e}")))?;
-        }
         for (key, list) in [
             ("extra_domains", &self.extra_domains),
             ("exclude", &self.exclude),
         ] {
             for e in list {
-                parse_domain(&e.domain).map_err(|m| self.invalid(format!("{key}: {m}")))?;
                 if e.reason.trim().is_empty() {
                     return Err(self.invalid(format!("{key}: `{}` needs a reason", e.domain)));
                 }
@@ -245,8 +200,7 @@ impl Config {
     ) -> Result<Vec<crate::render::options::DomainOverride>, ConfigError> {
         let mut out: Vec<crate::render::options::DomainOverride> = Vec::new();
         for o in &self.overrides {
-            let domain =
-                parse_domain(&o.domain).map_err(|e| self.invalid(format!("override: {e}")))?;
+            let domain = o.domain.clone();
             if out.iter().any(|x| x.domain == domain) {
                 return Err(self.invalid(format!("override: `{domain}` appears twice")));
             }
@@ -302,11 +256,6 @@ pub fn check_unique_paths(outputs: &[Output]) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-fn parse_domain(s: &str) -> Result<Domain, String> {
-    Domain::parse(s, DomainRules::default())
-        .map_err(|e| format!("domain `{}` {e}", crate::sanitize::excerpt(s, 80)))
 }
 
 /// The starter file `bits-tls init` writes.
@@ -404,6 +353,7 @@ hook = ["/usr/sbin/postmap", "hash:{path}"]
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::NaiveDate;
 
     fn parse(text: &str) -> Result<Config, String> {
         let mut c: Config = toml::from_str(text).map_err(|e| e.to_string())?;

@@ -181,6 +181,25 @@ impl TryFrom<String> for Domain {
     }
 }
 
+/// Reads a domain as a person writes it in the configuration (any case, IDN, trailing dot), validated
+/// once here so that nothing downstream parses it again. For `#[serde(deserialize_with = …)]`.
+pub fn from_config<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Domain, D::Error> {
+    let s = String::deserialize(d)?;
+    Domain::parse(&s, DomainRules::default()).map_err(|e| {
+        serde::de::Error::custom(format!("domain `{}` {e}", crate::sanitize::excerpt(&s, 80)))
+    })
+}
+
+/// [`from_config`] for a list of domains.
+pub fn list_from_config<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Domain>, D::Error> {
+    #[derive(Deserialize)]
+    struct One(#[serde(deserialize_with = "from_config")] Domain);
+    Ok(Vec::<One>::deserialize(d)?
+        .into_iter()
+        .map(|o| o.0)
+        .collect())
+}
+
 /// Whether a string is exactly what [`Domain::parse`] produces; used by tests and by output checks.
 pub fn is_normalised(s: &str) -> bool {
     check_ldh(s).is_ok()

@@ -5,11 +5,11 @@
 //! the `bits-tls` binary is a thin adapter over them (`cli` is the command line as data, `settings`
 //! merges it with defaults, `commands` holds one adapter per subcommand).
 
+pub mod apply;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod domain;
-pub mod engine;
 pub mod errors;
 pub mod exit;
 pub mod list;

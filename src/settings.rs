@@ -2,10 +2,8 @@
 //! (clap reads the environment variables, so a flag and its variable arrive here as one value.)
 
 use crate::cli::{JobArgs, RenderOptionArgs, SourceArgs};
-use crate::config::{self, Config, ConfigError, Output};
-use crate::domain::{Domain, DomainRules};
-use crate::engine::Job;
-use crate::plan::Adjustments;
+use crate::config::{self, Config, ConfigError};
+use crate::plan::{Adjustments, Guard, Job, Output};
 use crate::render::options::RenderOptions;
 use crate::render::Target;
 use crate::source::http::HttpOptions;
@@ -172,12 +170,6 @@ pub fn job(cfg: &Config, args: &JobArgs, today: chrono::NaiveDate) -> anyhow::Re
             .unwrap_or(Path::new("."))
             .join(state::DEFAULT_HISTORY),
     };
-    let rules = DomainRules::default();
-    let own_domains = cfg
-        .own_domains
-        .iter()
-        .filter_map(|d| Domain::parse(d, rules).ok())
-        .collect();
     Ok(Job {
         location: src.location,
         fetch: src.fetch,
@@ -186,11 +178,16 @@ pub fn job(cfg: &Config, args: &JobArgs, today: chrono::NaiveDate) -> anyhow::Re
         outputs,
         reload: cfg.reload.clone(),
         adjustments: Adjustments {
-            own_domains,
+            own_domains: cfg.own_domains.clone(),
             extra: cfg.extra_domains.clone(),
             exclude: cfg.exclude.clone(),
         },
-        safety: cfg.safety.clone(),
+        guard: Guard {
+            max_removed_percent: cfg.safety.max_removed_percent,
+            min_domains: cfg.safety.min_domains_for_guard,
+        },
+        backups: cfg.safety.backups,
+        lock_timeout: cfg.safety.lock_timeout,
         state_path,
         history_path,
         today,

@@ -1,0 +1,334 @@
+//! The plan: what a sync would do. Fetch the list (or read it from the state), apply the local
+//! adjustments (`effective`), compare it with the state (`changes`, with the guards), and render every
+//! output and compare it with the file on disk (`files`). `diff` shows a plan, `check` compares one made
+//! from the state, `sync` applies one (`crate::apply`).
+
+pub mod changes;
+pub mod effective;
+pub mod files;
+
+pub use changes::{guard, list_changes, Guard, ListChanges, ParticipantChange};
+pub use effective::{effective, Adjustments, DomainEntry};
+pub use files::{merge_managed, FileChange, FileStatus, Output};
+
+use crate::list::{ParticipantList, Warning};
+use crate::render::options::RenderOptions;
+use crate::render::{RenderInput, Renderer};
+use crate::source::{self, Fetch, FetchOptions, Location, Previous, Provenance, SourceValidators};
+use crate::state::State;
+use chrono::NaiveDate;
+use std::path::PathBuf;
+
+/// Everything a diff, sync or check needs, already merged and checked.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub location: Location,
+    pub fetch: FetchOptions,
+    pub render: RenderOptions,
+    pub templates_dir: Option<PathBuf>,
+    pub outputs: Vec<Output>,
+    pub reload: Option<Vec<String>>,
+    pub adjustments: Adjustments,
+    pub guard: Guard,
+    /// Backups kept of each output file (`file.bak.1` is the newest); 0 keeps none.
+    pub backups: usize,
+    /// Seconds a sync waits for another one to finish.
+    pub lock_timeout: u64,
+    pub state_path: PathBuf,
+    pub history_path: PathBuf,
+    pub today: NaiveDate,
+}
+
+/// Where the list for a plan comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListFrom {
+    /// The source, conditionally when the state has validators.
+    Source,
+    /// The state only (no network): `check`.
+    State,
+}
+
+/// A plan, ready to show or apply.
+#[derive(Debug)]
+pub struct Plan {
+    pub previous: Option<State>,
+    /// The list as fetched (or as in the state when unchanged or offline).
+    pub list: ParticipantList,
+    pub provenance: Provenance,
+    pub validators: SourceValidators,
+    /// The source answered "not modified".
+    pub not_modified: bool,
+    /// The list the outputs are rendered from.
+    pub effective: ParticipantList,
+    pub changes: ListChanges,
+    pub files: Vec<FileChange>,
+    /// Why applying needs `--force`, if it does.
+    pub guard: Option<String>,
+    /// Warnings about the configuration (expired entries, vanished own domains).
+    pub config_warnings: Vec<Warning>,
+}
+
+impl Plan {
+    pub fn files_changed(&self) -> bool {
+        self.files.iter().any(FileChange::changed)
+    }
+
+    /// Anything to do: the list or a file differs.
+    pub fn has_changes(&self) -> bool {
+        !self.changes.is_empty() || self.files_changed()
+    }
+
+    /// The list itself differs from the state (new digest or other participants).
+    pub fn list_changed(&self) -> bool {
+        match &self.previous {
+            None => true,
+            Some(s) => s.source.sha256 != self.provenance.sha256 || !self.changes.is_empty(),
+        }
+    }
+}
+
+/// Makes the plan for `job`, with the list from the source or the state.
+pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Result<Plan> {
+    let previous = match from {
+        ListFrom::State => Some(State::require(&job.state_path)?),
+        ListFrom::Source => State::load(&job.state_path)?,
+    };
+    let renderer = Renderer::new(job.templates_dir.as_deref())?;
+    let (list, provenance, validators, not_modified) = match (from, &previous) {
+        (ListFrom::State, Some(s)) => {
+            (state_list(s), s.source.clone(), s.validators.clone(), false)
+        }
+        _ => {
+            let prev = previous.as_ref().map(|s| Previous {
+                provenance: &s.source,
+                validators: &s.validators,
+                parse_options: &s.parse_options,
+            });
+            match source::fetch_since(&job.location, &job.fetch, prev, log)? {
+                Fetch::Fresh(f) => (f.list, f.provenance, f.validators, false),
+                Fetch::NotModified(fresh) => {
+                    let s = previous
+                        .as_ref()
+                        .expect("not modified implies a previous state");
+                    let validators = fresh.unwrap_or_else(|| s.validators.clone());
+                    (state_list(s), s.source.clone(), validators, true)
+                }
+            }
+        }
+    };
+    let (effective, config_warnings) = effective::effective(&list, &job.adjustments, job.today);
+    let mut files = Vec::new();
+    let ctx = Renderer::context(
+        RenderInput {
+            provenance: &provenance,
+            list: &effective,
+        },
+        &job.render,
+    )?;
+    for out in &job.outputs {
+        let rendered = renderer.render_with(&out.target, &ctx, &job.render)?;
+        let before = match std::fs::read(&out.path) {
+            Ok(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                return Err(
+                    anyhow::Error::new(e).context(format!("reading `{}`", out.path.display()))
+                )
+            }
+        };
+        let blocks = out.target.uses_managed_block();
+        let after = merge_managed(before.as_deref(), &rendered, blocks);
+        files.push(FileChange::new(out.clone(), before, after));
+    }
+    let before = previous.as_ref().map(|s| s.participants.as_slice());
+    // An unchanged list (304 or the same bytes) is the state's list: there is nothing to compare.
+    let changes = if not_modified {
+        ListChanges::default()
+    } else {
+        list_changes(before.unwrap_or(&[]), &list.participants)
+    };
+    // The guard compares lists; an unchanged list can only trip it by being empty.
+    let guard = changes::guard(before.filter(|_| !not_modified), &list, job.guard);
+    Ok(Plan {
+        previous,
+        list,
+        provenance,
+        validators,
+        not_modified,
+        effective,
+        changes,
+        files,
+        guard,
+        config_warnings,
+    })
+}
+
+fn state_list(s: &State) -> ParticipantList {
+    ParticipantList {
+        participants: s.participants.clone(),
+        warnings: s.warnings.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Domain, DomainRules};
+    use crate::list::Participant;
+
+    fn p(name: &str, nr: Option<&str>, domains: &[&str]) -> Participant {
+        Participant {
+            organization: name.into(),
+            org_number: nr.map(String::from),
+            domains: domains
+                .iter()
+                .map(|d| Domain::parse(d, DomainRules::default()).unwrap())
+                .collect(),
+            enrolled: None,
+            enforces_inbound_tls: None,
+        }
+    }
+
+    fn list(ps: Vec<Participant>) -> ParticipantList {
+        ParticipantList {
+            participants: ps,
+            warnings: vec![],
+        }
+    }
+
+    fn day(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn entry(d: &str, expires: Option<&str>) -> DomainEntry {
+        DomainEntry {
+            domain: Domain::parse(d, DomainRules::default()).unwrap(),
+            reason: "because".into(),
+            expires: expires.map(day),
+        }
+    }
+
+    #[test]
+    fn effective_list() {
+        let l = list(vec![
+            p("A", None, &["a.no", "own.no"]),
+            p("B", None, &["b.no"]),
+            p("C", None, &["c.no"]),
+        ]);
+        let adj = Adjustments {
+            own_domains: vec![
+                Domain::parse("own.no", DomainRules::default()).unwrap(),
+                Domain::parse("gone.no", DomainRules::default()).unwrap(),
+            ],
+            exclude: vec![
+                entry("b.no", Some("2030-01-01")),
+                entry("c.no", Some("2020-01-01")),
+            ],
+            extra: vec![
+                entry("x.no", None),
+                entry("old.no", Some("2020-01-01")),
+                entry("a.no", None),
+            ],
+        };
+        let (eff, warnings) = effective(&l, &adj, day("2026-11-23"));
+        let doms: Vec<String> = eff.domains().iter().map(|d| d.to_string()).collect();
+        assert_eq!(doms, ["a.no", "c.no", "x.no"]);
+        assert_eq!(
+            eff.participants.last().unwrap().organization,
+            "Local addition: because"
+        );
+        let w: Vec<&str> = warnings.iter().map(|w| w.message.as_str()).collect();
+        assert_eq!(w.len(), 4, "{w:#?}");
+        assert!(w[0].contains("`gone.no` is not on the list"));
+        assert!(w[1].contains("exclusion of `c.no` expired on 2020-01-01"));
+        assert!(w[2].contains("`old.no` expired"));
+        assert!(w[3].contains("`a.no` is on the list now"));
+    }
+
+    #[test]
+    fn changes_by_identity() {
+        let before = vec![
+            p("A", Some("916960190"), &["a.no"]),
+            p("B", None, &["b.no"]),
+            p("Gone", None, &["g.no"]),
+        ];
+        let after = vec![
+            p("A renamed", Some("916960190"), &["a.no", "a2.no"]),
+            p("b", None, &["b.no"]),
+            p("New", None, &["n.no"]),
+        ];
+        let ch = list_changes(&before, &after);
+        assert_eq!(ch.joined.len(), 1);
+        assert_eq!(ch.left[0].organization, "Gone");
+        assert_eq!(ch.changed.len(), 2, "renamed A and re-cased b");
+        let added: Vec<String> = ch.domains_added.iter().map(|d| d.to_string()).collect();
+        assert_eq!(added, ["a2.no", "n.no"]);
+        assert_eq!(ch.domains_removed.len(), 1);
+        assert!(list_changes(&before, &before).is_empty());
+    }
+
+    #[test]
+    fn guard_trips_on_empty_and_large_removals() {
+        let g = Guard {
+            max_removed_percent: 10,
+            min_domains: 10,
+        };
+        let many: Vec<Participant> = (0..20)
+            .map(|i| p(&format!("P{i}"), None, &[&format!("d{i}.no")]))
+            .collect();
+        assert!(guard(None, &list(vec![]), g)
+            .unwrap()
+            .contains("no domains"));
+        assert_eq!(guard(None, &list(many.clone()), g), None);
+        assert_eq!(
+            guard(Some(&many), &list(many[2..].to_vec()), g),
+            None,
+            "2 of 20 is 10 %"
+        );
+        assert!(guard(Some(&many), &list(many[3..].to_vec()), g)
+            .unwrap()
+            .contains("removes 3 of 20 domains (15 %)"));
+        let few = many[..5].to_vec();
+        assert_eq!(
+            guard(Some(&few), &list(few[..1].to_vec()), g),
+            None,
+            "under 10 domains the share is not checked"
+        );
+    }
+
+    #[test]
+    fn managed_blocks_keep_foreign_bytes() {
+        let rendered = "# Generated by bits-tls 0.1.0\nbits.no verify\n";
+        assert_eq!(merge_managed(None, rendered, true), rendered);
+        assert_eq!(
+            merge_managed(
+                Some("# Generated by bits-tls 0.0.9\nold.no verify\n"),
+                rendered,
+                true
+            ),
+            rendered
+        );
+        let foreign = "# my own entries\nlocal.example verify\r\nno-newline-at-end";
+        let merged = merge_managed(Some(foreign), rendered, true);
+        assert!(merged.starts_with(
+            "# my own entries\nlocal.example verify\r\nno-newline-at-end\n# BEGIN bits-tls"
+        ));
+        let again = merge_managed(
+            Some(&merged),
+            "# Generated by bits-tls 0.1.0\nfno.no verify\n",
+            true,
+        );
+        assert!(again.starts_with(foreign));
+        assert!(
+            again.contains("fno.no verify\n# END bits-tls\n") && !again.contains("bits.no verify")
+        );
+        let with_tail = format!("{merged}# trailing own line\n");
+        let again = merge_managed(Some(&with_tail), rendered, true);
+        assert!(again.ends_with("# END bits-tls\n# trailing own line\n"));
+        assert_eq!(
+            merge_managed(Some(foreign), rendered, false),
+            rendered,
+            "templates replace whole files"
+        );
+    }
+}
