@@ -104,19 +104,22 @@ pub struct FetchArgs {
 #[derive(Debug, Args, Clone, Default)]
 #[command(next_help_heading = "Source options")]
 pub struct SourceArgs {
-    /// The Bits page or the CSV, as an https:// URL or a file [default: https://bits.no/tls]
+    /// The Bits page or the CSV, as an https:// URL or a file
     #[arg(long, env = "BITS_TLS_SOURCE", value_name = "URL|PATH")]
     pub source: Option<String>,
     /// Allow plain http:// for the page, the CSV link and redirects
-    #[arg(long)]
+    #[arg(long, overrides_with = "no_allow_http")]
     pub allow_http: bool,
+    /// Refuse plain http://, whatever the configuration says
+    #[arg(long, overrides_with = "allow_http")]
+    pub no_allow_http: bool,
     /// Also trust the CA certificates in this PEM file (e.g. a TLS-inspecting proxy)
     #[arg(long, value_name = "PATH")]
     pub ca_file: Option<PathBuf>,
-    /// Give up on one request after this many seconds [default: 30]
+    /// Give up on one request after this many seconds
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: Option<u64>,
-    /// Refuse a download larger than this many bytes [default: 8388608]
+    /// Refuse a download larger than this many bytes
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_size: Option<u64>,
     /// Say which column holds what, when the headers are not recognised: FIELD=COLUMN,… where COLUMN is a
@@ -143,72 +146,100 @@ pub struct RenderArgs {
     pub options: RenderOptionArgs,
 }
 
-/// Per-target options; each overrides the default (and, later, the config file).
+/// Per-target options; each overrides the configuration file, which overrides the default. Arguments
+/// are named after their configuration key (`postfix.level`), so help can show the key's default.
 #[derive(Debug, Args, Clone, Default)]
 #[command(next_help_heading = "Output options")]
 pub struct RenderOptionArgs {
     /// Also force TLS for every subdomain of each listed domain (accepts `*.x` entries in the list)
-    #[arg(long)]
+    #[arg(long, overrides_with = "no_subdomains")]
     pub subdomains: bool,
-    /// Postfix TLS security level [default: verify]
-    #[arg(long, value_enum, value_name = "LEVEL")]
+    /// Only the listed domains themselves, whatever the configuration says
+    #[arg(long, overrides_with = "subdomains")]
+    pub no_subdomains: bool,
+    /// Postfix TLS security level
+    #[arg(long, id = "postfix.level", value_enum, value_name = "LEVEL")]
     pub postfix_level: Option<PostfixLevel>,
-    /// How Postfix's TLS 1.2 floor is written: legacy (any Postfix) or modern (3.6+) [default: legacy]
-    #[arg(long, value_enum, value_name = "SYNTAX")]
+    /// How Postfix's TLS 1.2 floor is written: legacy (any Postfix) or modern (3.6+)
+    #[arg(long, id = "postfix.protocols", value_enum, value_name = "SYNTAX")]
     pub postfix_protocols: Option<PostfixProtocols>,
     /// Postfix `match=` for verify/secure, e.g. nexthop:dot-nexthop:.protection.outlook.com
-    #[arg(long, value_name = "MATCH")]
+    #[arg(long, id = "postfix.match", value_name = "MATCH")]
     pub postfix_match: Option<String>,
-    /// Postfix table type in the main.cf lines [default: hash]
-    #[arg(long, value_enum, value_name = "TYPE")]
+    /// Postfix table type in the main.cf lines
+    #[arg(long, id = "postfix.table_type", value_enum, value_name = "TYPE")]
     pub postfix_table_type: Option<TableType>,
-    /// Path of the policy table in the main.cf lines [default: /etc/postfix/bits_tls_policy]
-    #[arg(long, value_name = "PATH")]
+    /// Path of the policy table in the main.cf lines
+    #[arg(long, id = "postfix.policy_path", value_name = "PATH")]
     pub postfix_policy_path: Option<String>,
-    /// Path of the senders table in the main.cf lines [default: /etc/postfix/bits_tls_senders]
-    #[arg(long, value_name = "PATH")]
+    /// Path of the senders table in the main.cf lines
+    #[arg(long, id = "postfix.senders_path", value_name = "PATH")]
     pub postfix_senders_path: Option<String>,
-    /// TLS library of the Exim build [default: gnutls]
-    #[arg(long, value_enum, value_name = "LIB")]
+    /// TLS library of the Exim build
+    #[arg(long, id = "exim.tls_library", value_enum, value_name = "LIB")]
     pub exim_tls: Option<EximTls>,
-    /// Path of the Exim domain list file [default: /etc/exim4/bits_forced_tls_domains]
-    #[arg(long, value_name = "PATH")]
+    /// Path of the Exim domain list file
+    #[arg(long, id = "exim.domains_file", value_name = "PATH")]
     pub exim_domains_file: Option<String>,
-    /// Exim tls_verify_certificates: `system` or a CA bundle path [default: system]
-    #[arg(long, value_name = "system|PATH")]
+    /// Exim tls_verify_certificates: `system` or a CA bundle path
+    #[arg(long, id = "exim.verify_certificates", value_name = "system|PATH")]
     pub exim_verify_certificates: Option<String>,
-    /// Exchange Server send connector name [default: Bits forced TLS]
-    #[arg(long, value_name = "NAME")]
+    /// Exchange Server send connector name
+    #[arg(long, id = "exchange.connector_name", value_name = "NAME")]
     pub exchange_connector: Option<String>,
-    /// Exchange Server TlsAuthLevel [default: CertificateValidation]
-    #[arg(long, value_enum, value_name = "LEVEL")]
+    /// Exchange Server TlsAuthLevel
+    #[arg(long, id = "exchange.tls_auth_level", value_enum, value_name = "LEVEL")]
     pub exchange_tls_auth_level: Option<TlsValidation>,
     /// Exchange Server TlsDomain (required with DomainValidation)
-    #[arg(long, value_name = "DOMAIN", value_parser = parse_domain)]
+    #[arg(long, id = "exchange.tls_domain", value_name = "DOMAIN", value_parser = parse_domain)]
     pub exchange_tls_domain: Option<Domain>,
     /// Exchange Server source transport server (repeat for several)
-    #[arg(long = "exchange-source-server", value_name = "NAME")]
+    #[arg(
+        long = "exchange-source-server",
+        id = "exchange.source_transport_servers",
+        value_name = "NAME"
+    )]
     pub exchange_source_servers: Vec<String>,
     /// Exchange Server connector MaxMessageSize, e.g. 35MB
-    #[arg(long, value_name = "SIZE")]
+    #[arg(long, id = "exchange.max_message_size", value_name = "SIZE")]
     pub exchange_max_message_size: Option<String>,
-    /// Exchange Online outbound connector name [default: Bits forced TLS]
-    #[arg(long, value_name = "NAME")]
+    /// Exchange Online outbound connector name
+    #[arg(long, id = "exchange_online.connector_name", value_name = "NAME")]
     pub exo_connector: Option<String>,
-    /// Exchange Online TlsSettings [default: CertificateValidation]
-    #[arg(long, value_enum, value_name = "LEVEL")]
+    /// Exchange Online TlsSettings
+    #[arg(
+        long,
+        id = "exchange_online.tls_settings",
+        value_enum,
+        value_name = "LEVEL"
+    )]
     pub exo_tls_settings: Option<TlsValidation>,
     /// Exchange Online TlsDomain (required with DomainValidation)
-    #[arg(long, value_name = "DOMAIN", value_parser = parse_domain)]
+    #[arg(long, id = "exchange_online.tls_domain", value_name = "DOMAIN", value_parser = parse_domain)]
     pub exo_tls_domain: Option<Domain>,
-    /// Most recipient domains per Exchange Online connector before splitting [default: 1000]
-    #[arg(long, value_name = "N")]
+    /// Most recipient domains per Exchange Online connector before splitting
+    #[arg(
+        long,
+        id = "exchange_online.max_domains_per_connector",
+        value_name = "N"
+    )]
     pub exo_max_domains: Option<usize>,
     /// Also create an Exchange Online partner inbound connector with RequireTls (requirement 5.2.4)
-    #[arg(long)]
+    #[arg(
+        long,
+        id = "exchange_online.inbound",
+        overrides_with = "no_exo_inbound"
+    )]
     pub exo_inbound: bool,
-    /// Exchange Online inbound connector name [default: Bits forced TLS inbound]
-    #[arg(long, value_name = "NAME")]
+    /// No inbound connector, whatever the configuration says
+    #[arg(long, overrides_with = "exchange_online.inbound")]
+    pub no_exo_inbound: bool,
+    /// Exchange Online inbound connector name
+    #[arg(
+        long,
+        id = "exchange_online.inbound_connector_name",
+        value_name = "NAME"
+    )]
     pub exo_inbound_connector: Option<String>,
 }
 

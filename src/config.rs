@@ -3,8 +3,11 @@
 //! silently turns a setting off. Relative paths are relative to the file's directory.
 
 use crate::domain::Domain;
+use crate::list::columns::ColumnOverride;
 use crate::plan::{DomainEntry, Output};
-use crate::render::options::{ExchangeOnlineOptions, ExchangeOptions, EximOptions, PostfixOptions};
+use crate::render::options::{
+    ExchangeLayer, ExchangeOnlineLayer, EximLayer, PostfixLayer, RenderLayer,
+};
 use crate::render::Target;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -19,7 +22,8 @@ pub struct Config {
     pub ca_file: Option<PathBuf>,
     pub timeout: Option<u64>,
     pub max_size: Option<u64>,
-    pub columns: Option<String>,
+    #[serde(default, deserialize_with = "de_columns")]
+    pub columns: Option<ColumnOverride>,
     /// The state file (default `bits-tls.state.json` beside this file).
     pub state: Option<PathBuf>,
     /// The audit trail (default `bits-tls.history.jsonl` beside the state file).
@@ -41,10 +45,14 @@ pub struct Config {
     /// Run once after the outputs' own hooks when anything changed, e.g. `["postfix", "reload"]`.
     pub reload: Option<Vec<String>>,
     pub subdomains: Option<bool>,
-    pub postfix: Option<PostfixOptions>,
-    pub exim: Option<EximOptions>,
-    pub exchange: Option<ExchangeOptions>,
-    pub exchange_online: Option<ExchangeOnlineOptions>,
+    #[serde(default)]
+    pub postfix: PostfixLayer,
+    #[serde(default)]
+    pub exim: EximLayer,
+    #[serde(default)]
+    pub exchange: ExchangeLayer,
+    #[serde(default)]
+    pub exchange_online: ExchangeOnlineLayer,
     /// Where the file was read from (set by `load`).
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -61,7 +69,15 @@ pub struct OverrideEntry {
     pub postfix_match: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+/// `columns = "domain=3,organization=1"`, checked when the file is read.
+fn de_columns<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<ColumnOverride>, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse()
+        .map(Some)
+        .map_err(|e: String| serde::de::Error::custom(format!("columns: {e}")))
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Safety {
     /// Refuse a sync that removes more than this share of the domains …
@@ -173,7 +189,27 @@ impl Config {
         }
     }
 
+    /// What this file says about rendering.
+    pub fn render_layer(&self) -> RenderLayer {
+        RenderLayer {
+            subdomains: self.subdomains,
+            postfix: self.postfix.clone(),
+            exim: self.exim.clone(),
+            exchange: self.exchange.clone(),
+            exchange_online: self.exchange_online.clone(),
+        }
+    }
+
     fn check(&self) -> Result<(), ConfigError> {
+        if self.timeout.is_some_and(|t| !(1..=3600).contains(&t)) {
+            return Err(self.invalid("timeout: must be from 1 to 3600 seconds".into()));
+        }
+        if self.max_size == Some(0) {
+            return Err(self.invalid("max_size: must be at least 1 byte".into()));
+        }
+        if self.safety.max_removed_percent > 100 {
+            return Err(self.invalid("safety.max_removed_percent: must be from 0 to 100".into()));
+        }
         for (key, list) in [
             ("extra_domains", &self.extra_domains),
             ("exclude", &self.exclude),

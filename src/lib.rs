@@ -12,6 +12,7 @@ pub mod config;
 pub mod domain;
 pub mod errors;
 pub mod exit;
+pub mod layer;
 pub mod list;
 pub mod org_number;
 pub mod plan;

@@ -1,11 +1,14 @@
 //! The `bits-tls` binary: parse the command line, run, map the outcome to an exit code.
 
-use bits_tls::{commands, errors, exit, printer};
-use clap::Parser;
+use bits_tls::{commands, errors, exit, printer, settings};
+use clap::FromArgMatches;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = match bits_tls::cli::Cli::try_parse() {
+    let parsed = settings::command()
+        .try_get_matches()
+        .and_then(|m| bits_tls::cli::Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         // clap would exit 2 on a usage error, but 2 means "changes pending" here: a usage error is 1.
         Err(e) => {

@@ -1,16 +1,124 @@
 //! Defaults < config file < environment < flags, merged once into checked options for the library.
-//! (clap reads the environment variables, so a flag and its variable arrive here as one value.)
+//! The file and the flags each become a layer of the same type (`render::options::RenderLayer`,
+//! [`SourceLayer`]); [`Combine`] merges them here and nowhere else, and the result is resolved over the
+//! defaults, which are declared once, in the options types' `Default`. clap reads the environment
+//! variables, so a flag and its variable arrive here as one value. Help shows the same defaults: each
+//! flag is named after its configuration key, and [`command`] adds `[default: …]` from [`defaults`].
 
-use crate::cli::{JobArgs, RenderOptionArgs, SourceArgs};
-use crate::config::{self, Config, ConfigError};
+use crate::cli::{Cli, JobArgs, RenderOptionArgs, SourceArgs};
+use crate::config::{self, Config, Safety};
+use crate::layer::Combine;
+use crate::list::columns::ColumnOverride;
 use crate::plan::{Adjustments, Guard, Job, Output};
-use crate::render::options::RenderOptions;
+use crate::render::options::{
+    ExchangeLayer, ExchangeOnlineLayer, EximLayer, PostfixLayer, RenderLayer, RenderOptions,
+};
 use crate::render::Target;
 use crate::source::http::HttpOptions;
 use crate::source::{FetchOptions, Location, DEFAULT_SOURCE};
 use crate::state;
+use clap::CommandFactory;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// `--flag` / `--no-flag`: what the command line says, if anything.
+fn flag(yes: bool, no: bool) -> Option<bool> {
+    match (yes, no) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    }
+}
+
+impl From<&RenderOptionArgs> for RenderLayer {
+    fn from(a: &RenderOptionArgs) -> RenderLayer {
+        RenderLayer {
+            subdomains: flag(a.subdomains, a.no_subdomains),
+            postfix: PostfixLayer {
+                level: a.postfix_level,
+                protocols: a.postfix_protocols,
+                match_: a.postfix_match.clone(),
+                table_type: a.postfix_table_type,
+                policy_path: a.postfix_policy_path.clone(),
+                senders_path: a.postfix_senders_path.clone(),
+            },
+            exim: EximLayer {
+                tls_library: a.exim_tls,
+                domains_file: a.exim_domains_file.clone(),
+                verify_certificates: a.exim_verify_certificates.clone(),
+            },
+            exchange: ExchangeLayer {
+                connector_name: a.exchange_connector.clone(),
+                tls_auth_level: a.exchange_tls_auth_level,
+                tls_domain: a.exchange_tls_domain.clone(),
+                source_transport_servers: (!a.exchange_source_servers.is_empty())
+                    .then(|| a.exchange_source_servers.clone()),
+                max_message_size: a.exchange_max_message_size.clone(),
+            },
+            exchange_online: ExchangeOnlineLayer {
+                connector_name: a.exo_connector.clone(),
+                tls_settings: a.exo_tls_settings,
+                tls_domain: a.exo_tls_domain.clone(),
+                max_domains_per_connector: a.exo_max_domains,
+                inbound: flag(a.exo_inbound, a.no_exo_inbound),
+                inbound_connector_name: a.exo_inbound_connector.clone(),
+            },
+        }
+    }
+}
+
+/// What one layer says about where the list comes from and how it is read.
+#[derive(Debug, Clone, Default)]
+pub struct SourceLayer {
+    pub source: Option<Location>,
+    pub allow_http: Option<bool>,
+    pub ca_file: Option<PathBuf>,
+    pub timeout: Option<u64>,
+    pub max_size: Option<u64>,
+    pub columns: Option<ColumnOverride>,
+}
+
+impl Combine for SourceLayer {
+    fn combine(self, lower: Self) -> Self {
+        SourceLayer {
+            source: self.source.combine(lower.source),
+            allow_http: self.allow_http.combine(lower.allow_http),
+            ca_file: self.ca_file.combine(lower.ca_file),
+            timeout: self.timeout.combine(lower.timeout),
+            max_size: self.max_size.combine(lower.max_size),
+            columns: self.columns.combine(lower.columns),
+        }
+    }
+}
+
+impl SourceLayer {
+    fn from_args(a: &SourceArgs) -> anyhow::Result<SourceLayer> {
+        Ok(SourceLayer {
+            source: a.source.as_deref().map(Location::parse).transpose()?,
+            allow_http: flag(a.allow_http, a.no_allow_http),
+            ca_file: a.ca_file.clone(),
+            timeout: a.timeout,
+            max_size: a.max_size,
+            columns: a.columns.clone(),
+        })
+    }
+
+    /// The file's layer; its paths are relative to the file.
+    fn from_config(cfg: &Config) -> anyhow::Result<SourceLayer> {
+        let source = match cfg.source.as_deref().map(Location::parse).transpose()? {
+            Some(Location::File(p)) => Some(Location::File(cfg.resolve(&p))),
+            other => other,
+        };
+        Ok(SourceLayer {
+            source,
+            allow_http: cfg.allow_http,
+            ca_file: cfg.ca_file.as_deref().map(|p| cfg.resolve(p)),
+            timeout: cfg.timeout,
+            max_size: cfg.max_size,
+            columns: cfg.columns.clone(),
+        })
+    }
+}
 
 /// Everything needed to fetch the list.
 #[derive(Debug, Clone)]
@@ -25,113 +133,36 @@ impl SourceSettings {
         args: &SourceArgs,
         render: &RenderOptions,
     ) -> anyhow::Result<SourceSettings> {
-        let location = match (&args.source, &cfg.source) {
-            (Some(s), _) => Location::parse(s)?,
-            (None, Some(s)) => match Location::parse(s)? {
-                // A path in the file is relative to the file.
-                Location::File(p) => Location::File(cfg.resolve(&p)),
-                url => url,
-            },
-            (None, None) => Location::parse(DEFAULT_SOURCE)?,
+        let layer = SourceLayer::from_args(args)?.combine(SourceLayer::from_config(cfg)?);
+        let location = match layer.source {
+            Some(l) => l,
+            None => Location::parse(DEFAULT_SOURCE)?,
         };
-        let defaults = HttpOptions::default();
+        let d = HttpOptions::default();
         let http = HttpOptions {
-            timeout: Duration::from_secs(
-                args.timeout
-                    .or(cfg.timeout)
-                    .unwrap_or(defaults.timeout.as_secs()),
-            ),
-            max_bytes: args.max_size.or(cfg.max_size).unwrap_or(defaults.max_bytes),
-            allow_http: args.allow_http || cfg.allow_http.unwrap_or(false),
-            ca_file: args
-                .ca_file
-                .clone()
-                .or_else(|| cfg.ca_file.as_deref().map(|p| cfg.resolve(p))),
-            ..defaults
+            timeout: layer.timeout.map_or(d.timeout, Duration::from_secs),
+            max_bytes: layer.max_size.unwrap_or(d.max_bytes),
+            allow_http: layer.allow_http.unwrap_or(d.allow_http),
+            ca_file: layer.ca_file.or(d.ca_file),
+            ..d
         };
         let mut fetch = FetchOptions {
             http,
             ..FetchOptions::default()
         };
-        fetch.parse.columns = match (&args.columns, &cfg.columns) {
-            (Some(c), _) => Some(c.clone()),
-            (None, Some(text)) => Some(
-                text.parse()
-                    .map_err(|e: String| invalid(cfg, format!("columns: {e}")))?,
-            ),
-            (None, None) => None,
-        };
+        fetch.parse.columns = layer.columns;
         fetch.parse.domain_rules.allow_wildcards = render.subdomains;
         Ok(SourceSettings { location, fetch })
     }
 }
 
-fn invalid(cfg: &Config, message: String) -> ConfigError {
-    ConfigError::Invalid {
-        path: cfg.path.clone().unwrap_or_default(),
-        message,
-    }
-}
-
-/// Render options: defaults, then the file's tables, then flags; checked before use.
+/// Render options: the flags' layer over the file's, over the defaults; checked before use.
 pub fn render_options(cfg: &Config, args: &RenderOptionArgs) -> anyhow::Result<RenderOptions> {
-    let mut o = RenderOptions {
-        subdomains: cfg.subdomains.unwrap_or(false),
-        postfix: cfg.postfix.clone().unwrap_or_default(),
-        exim: cfg.exim.clone().unwrap_or_default(),
-        exchange: cfg.exchange.clone().unwrap_or_default(),
-        exchange_online: cfg.exchange_online.clone().unwrap_or_default(),
-        overrides: cfg.domain_overrides()?,
-    };
-    o.subdomains |= args.subdomains;
-    let p = &mut o.postfix;
-    set(&mut p.level, args.postfix_level);
-    set(&mut p.protocols, args.postfix_protocols);
-    if args.postfix_match.is_some() {
-        p.match_ = args.postfix_match.clone();
-    }
-    set(&mut p.table_type, args.postfix_table_type);
-    set(&mut p.policy_path, args.postfix_policy_path.clone());
-    set(&mut p.senders_path, args.postfix_senders_path.clone());
-    let x = &mut o.exim;
-    set(&mut x.tls_library, args.exim_tls);
-    set(&mut x.domains_file, args.exim_domains_file.clone());
-    set(
-        &mut x.verify_certificates,
-        args.exim_verify_certificates.clone(),
-    );
-    let e = &mut o.exchange;
-    set(&mut e.connector_name, args.exchange_connector.clone());
-    set(&mut e.tls_auth_level, args.exchange_tls_auth_level);
-    if args.exchange_tls_domain.is_some() {
-        e.tls_domain = args.exchange_tls_domain.clone();
-    }
-    if !args.exchange_source_servers.is_empty() {
-        e.source_transport_servers = args.exchange_source_servers.clone();
-    }
-    if args.exchange_max_message_size.is_some() {
-        e.max_message_size = args.exchange_max_message_size.clone();
-    }
-    let x = &mut o.exchange_online;
-    set(&mut x.connector_name, args.exo_connector.clone());
-    set(&mut x.tls_settings, args.exo_tls_settings);
-    if args.exo_tls_domain.is_some() {
-        x.tls_domain = args.exo_tls_domain.clone();
-    }
-    set(&mut x.max_domains_per_connector, args.exo_max_domains);
-    x.inbound |= args.exo_inbound;
-    set(
-        &mut x.inbound_connector_name,
-        args.exo_inbound_connector.clone(),
-    );
+    let o = RenderLayer::from(args)
+        .combine(cfg.render_layer())
+        .resolve(cfg.domain_overrides()?);
     o.validate()?;
     Ok(o)
-}
-
-fn set<T>(slot: &mut T, value: Option<T>) {
-    if let Some(v) = value {
-        *slot = v;
-    }
 }
 
 /// The state file: flag or BITS_TLS_STATE, else the file's `state`, else beside the configuration.
@@ -192,4 +223,167 @@ pub fn job(cfg: &Config, args: &JobArgs, today: chrono::NaiveDate) -> anyhow::Re
         history_path,
         today,
     })
+}
+
+/// Every default, in the shape of `bits-tls.toml` (`postfix.level`, `timeout`, `safety.backups`, …).
+/// Built from the options types' `Default`, the one place a default is written.
+pub fn defaults() -> serde_json::Value {
+    let http = HttpOptions::default();
+    let mut doc = serde_json::to_value(RenderOptions::default()).expect("options serialise");
+    let map = doc.as_object_mut().expect("an object");
+    map.remove("overrides");
+    map.insert("source".into(), DEFAULT_SOURCE.into());
+    map.insert("timeout".into(), http.timeout.as_secs().into());
+    map.insert("max_size".into(), http.max_bytes.into());
+    map.insert("allow_http".into(), http.allow_http.into());
+    map.insert(
+        "safety".into(),
+        serde_json::to_value(Safety::default()).expect("safety serialises"),
+    );
+    doc
+}
+
+/// The default for a configuration key (`postfix.level`) as help shows it, if it has one worth showing.
+pub fn default_for(defaults: &serde_json::Value, key: &str) -> Option<String> {
+    shown(key.split('.').try_fold(defaults, |v, k| v.get(k))?)
+}
+
+/// A default value as help shows it: strings and numbers (a boolean's default is off, said in words).
+fn shown(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The command line with `[default: …]` added to the help of every flag named after a configuration
+/// key that has a default. Use this rather than `Cli::command()` everywhere.
+pub fn command() -> clap::Command {
+    let d = defaults();
+    decorate(Cli::command(), &d)
+}
+
+fn decorate(cmd: clap::Command, d: &serde_json::Value) -> clap::Command {
+    let cmd = cmd.mut_args(|a| match default_for(d, a.get_id().as_str()) {
+        Some(value) => {
+            let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
+            a.help(format!("{help} [default: {value}]"))
+        }
+        None => a,
+    });
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    names
+        .iter()
+        .fold(cmd, |cmd, n| cmd.mut_subcommand(n, |c| decorate(c, d)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// Every leaf default with a value: `postfix.level` → `verify`.
+    fn leaves(v: &serde_json::Value, prefix: &str, out: &mut BTreeMap<String, String>) {
+        if let Some(map) = v.as_object() {
+            for (k, v) in map {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                leaves(v, &key, out);
+            }
+        } else if let Some(shown) = shown(v) {
+            out.insert(prefix.to_string(), shown);
+        }
+    }
+
+    /// The starter's commented-out `key = value` lines, by key path.
+    fn starter_values() -> BTreeMap<String, String> {
+        let mut table = String::new();
+        let mut out = BTreeMap::new();
+        for line in config::STARTER.lines() {
+            let t = line.trim_start_matches('#').trim();
+            if t.starts_with("[[") {
+                table = "(array)".into();
+            } else if let Some(name) = t.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+                table = name.to_string();
+            } else if let Some((k, v)) = t.split_once(" = ") {
+                let v = v.split("  #").next().unwrap().trim();
+                let Ok(doc) = toml::from_str::<toml::Table>(&format!("x = {v}")) else {
+                    continue;
+                };
+                let shown = match &doc["x"] {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                let key = if table.is_empty() {
+                    k.trim().to_string()
+                } else {
+                    format!("{table}.{}", k.trim())
+                };
+                out.insert(key, shown);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn default_for_reads_key_paths() {
+        let d = defaults();
+        assert_eq!(default_for(&d, "postfix.level").as_deref(), Some("verify"));
+        assert_eq!(default_for(&d, "timeout").as_deref(), Some("30"));
+        assert_eq!(default_for(&d, "postfix.nope"), None);
+        assert_eq!(
+            default_for(&d, "subdomains"),
+            None,
+            "booleans are not shown"
+        );
+    }
+
+    /// Defaults are written once (the options types' `Default`); the help, the starter configuration
+    /// and the README's option table must say the same.
+    #[test]
+    fn help_starter_and_readme_agree_with_the_defaults() {
+        let d = defaults();
+        let mut want = BTreeMap::new();
+        leaves(&d, "", &mut want);
+        assert!(want.len() >= 20, "{want:?}");
+        let starter = starter_values();
+        for (key, value) in &want {
+            assert_eq!(
+                starter.get(key),
+                Some(value),
+                "the starter configuration should show `# {key} = {value}`"
+            );
+        }
+        let readme = include_str!("../README.md");
+        let cmd = command();
+        let render = cmd.find_subcommand("render").unwrap();
+        let mut rows = 0;
+        for arg in render.get_arguments() {
+            let Some(value) = default_for(&d, arg.get_id().as_str()) else {
+                continue;
+            };
+            let help = arg.get_help().unwrap().to_string();
+            assert!(help.ends_with(&format!("[default: {value}]")), "{help}");
+            if arg.get_help_heading() == Some("Output options") {
+                let long = arg.get_long().unwrap();
+                let row = readme
+                    .lines()
+                    .find(|l| l.starts_with(&format!("| `--{long}` |")))
+                    .unwrap_or_else(|| panic!("README: no option row for --{long}"));
+                assert!(
+                    row.contains(&format!("| `{value}` |")),
+                    "README: --{long} should say `{value}`: {row}"
+                );
+                rows += 1;
+            }
+        }
+        assert!(rows >= 12, "only {rows} option rows checked");
+    }
 }

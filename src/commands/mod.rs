@@ -10,7 +10,6 @@ pub mod sync;
 use crate::cli::{Cli, ColorWhen, Command};
 use crate::exit::ExitStatus;
 use crate::printer::{Printer, Verbosity};
-use clap::CommandFactory;
 
 /// Runs the parsed command line. Errors are returned, never printed or exited on here.
 pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
@@ -36,11 +35,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Init(args) => init::run(&args, &printer),
         Command::Completions { shell } => {
             let mut out = std::io::stdout().lock();
-            clap_complete::generate(shell, &mut Cli::command(), "bits-tls", &mut out);
+            clap_complete::generate(shell, &mut crate::settings::command(), "bits-tls", &mut out);
             Ok(ExitStatus::Success)
         }
         Command::Man => {
-            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout().lock())?;
+            clap_mangen::Man::new(crate::settings::command())
+                .render(&mut std::io::stdout().lock())?;
             Ok(ExitStatus::Success)
         }
     }

@@ -1,9 +1,100 @@
 //! Per-target choices (Postfix level and protocol syntax, Exim TLS library, Exchange connector names …),
-//! with the defaults the scheme needs. Read from flags now and from `bits-tls.toml` later; every value
+//! with the defaults the scheme needs, declared once in each type's `Default`. Each type has a layer
+//! (every field optional) that `bits-tls.toml` and the flags fill; `settings` merges them. Every value
 //! that reaches an output is checked here first.
 
 use crate::domain::Domain;
+use crate::layer::{layer, Combine};
 use serde::{Deserialize, Serialize};
+
+/// What one layer (the file or the flags) says about rendering.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RenderLayer {
+    pub subdomains: Option<bool>,
+    pub postfix: PostfixLayer,
+    pub exim: EximLayer,
+    pub exchange: ExchangeLayer,
+    pub exchange_online: ExchangeOnlineLayer,
+}
+
+impl Combine for RenderLayer {
+    fn combine(self, lower: Self) -> Self {
+        RenderLayer {
+            subdomains: self.subdomains.combine(lower.subdomains),
+            postfix: self.postfix.combine(lower.postfix),
+            exim: self.exim.combine(lower.exim),
+            exchange: self.exchange.combine(lower.exchange),
+            exchange_online: self.exchange_online.combine(lower.exchange_online),
+        }
+    }
+}
+
+impl RenderLayer {
+    /// The render options: this layer over the defaults (overrides come from the file alone).
+    pub fn resolve(self, overrides: Vec<DomainOverride>) -> RenderOptions {
+        let d = RenderOptions::default();
+        RenderOptions {
+            subdomains: self.subdomains.unwrap_or(d.subdomains),
+            postfix: self.postfix.resolve(d.postfix),
+            exim: self.exim.resolve(d.exim),
+            exchange: self.exchange.resolve(d.exchange),
+            exchange_online: self.exchange_online.resolve(d.exchange_online),
+            overrides,
+        }
+    }
+}
+
+layer! {
+    /// `[postfix]`
+    pub struct PostfixLayer => PostfixOptions {
+        level: PostfixLevel,
+        protocols: PostfixProtocols,
+        #[serde(rename = "match")]
+        match_: String,
+        table_type: TableType,
+        policy_path: String,
+        senders_path: String,
+    }
+}
+
+layer! {
+    /// `[exim]`
+    pub struct EximLayer => EximOptions {
+        tls_library: EximTls,
+        domains_file: String,
+        verify_certificates: String,
+    }
+}
+
+layer! {
+    /// `[exchange]`
+    pub struct ExchangeLayer => ExchangeOptions {
+        connector_name: String,
+        tls_auth_level: TlsValidation,
+        #[serde(deserialize_with = "de_some_domain", default)]
+        tls_domain: Domain,
+        source_transport_servers: Vec<String>,
+        max_message_size: String,
+    }
+}
+
+layer! {
+    /// `[exchange_online]`
+    pub struct ExchangeOnlineLayer => ExchangeOnlineOptions {
+        connector_name: String,
+        tls_settings: TlsValidation,
+        #[serde(deserialize_with = "de_some_domain", default)]
+        tls_domain: Domain,
+        max_domains_per_connector: usize,
+        inbound: bool,
+        inbound_connector_name: String,
+    }
+}
+
+/// A domain in the configuration, as a person writes it.
+fn de_some_domain<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Domain>, D::Error> {
+    crate::domain::from_config(d).map(Some)
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
