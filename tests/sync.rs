@@ -614,3 +614,126 @@ fn a_new_page_date_is_news_even_with_the_same_csv() {
     assert_eq!(w.state()["source"]["page_updated"], "2025-03-03");
     w.cmd(&["sync"]).code(0).stdout("");
 }
+
+/// A page that links `csv_path`, with `ETag: etag`.
+fn page(csv_path: &str, etag: &str) -> Reply {
+    Reply::html(format!(
+        "<html><body><p>Oppdatert: 16. november 2021</p>\
+         <a href=\"{csv_path}\">Domeneliste tvungen TLS i CSV</a></body></html>"
+    ))
+    .header("ETag", etag)
+}
+
+/// A mail-config directory whose source is the page at `/tls`, which links `/liste.csv`; synced once.
+fn page_work() -> Work {
+    let w = Work::new(&names(12), "");
+    w.server.set("/tls", vec![page("/liste.csv", "\"p1\"")]);
+    w.server.set(
+        "/liste.csv",
+        vec![Reply::csv(list(&names(12))).header("ETag", "\"c1\"")],
+    );
+    let config = w
+        .read("bits-tls.toml")
+        .unwrap()
+        .replace(&w.server.url("/liste.csv"), &w.server.url("/tls"));
+    std::fs::write(w.path("bits-tls.toml"), config).unwrap();
+    w.cmd(&["sync"]).success();
+    assert_eq!(w.state()["validators"]["page"]["etag"], "\"p1\"");
+    assert_eq!(w.state()["validators"]["csv"]["etag"], "\"c1\"");
+    w
+}
+
+fn last_header(w: &Work, path: &str, header: &str) -> Option<String> {
+    w.server
+        .hits(path)
+        .last()
+        .unwrap()
+        .headers
+        .get(header)
+        .cloned()
+}
+
+#[test]
+fn page_not_modified_but_its_csv_changed() {
+    let w = page_work();
+    w.server.set("/tls", vec![Reply::new(304, "")]);
+    w.server
+        .set("/liste.csv", vec![Reply::csv(list(&names(13)))]);
+    w.cmd(&["sync"])
+        .success()
+        .stdout(predicate::str::contains("+ d12.no"));
+    assert_eq!(
+        last_header(&w, "/tls", "if-none-match").as_deref(),
+        Some("\"p1\"")
+    );
+    assert_eq!(
+        last_header(&w, "/liste.csv", "if-none-match").as_deref(),
+        Some("\"c1\""),
+        "behind an unchanged page the CSV is still asked for, conditionally"
+    );
+    assert!(w.read("out/policy").unwrap().contains("d12.no verify"));
+}
+
+#[test]
+fn page_changed_but_its_csv_not_modified() {
+    let w = page_work();
+    w.server.set("/tls", vec![page("/liste.csv", "\"p2\"")]);
+    w.server.set("/liste.csv", vec![Reply::new(304, "")]);
+    let before = w.snapshot();
+    w.cmd(&["sync"]).success().stdout("");
+    assert_eq!(w.snapshot()[..2], before[..2], "outputs untouched");
+    assert_eq!(
+        last_header(&w, "/liste.csv", "if-none-match").as_deref(),
+        Some("\"c1\"")
+    );
+    assert_eq!(
+        w.state()["validators"]["page"]["etag"],
+        "\"p2\"",
+        "the page's new validators are kept"
+    );
+    assert_eq!(w.state()["validators"]["csv"]["etag"], "\"c1\"");
+    assert_eq!(w.history_lines(), 1);
+}
+
+#[test]
+fn validators_are_not_sent_to_another_source() {
+    let w = page_work();
+    let other = Server::start(vec![("/liste.csv", vec![Reply::csv(list(&names(12)))])]);
+    // (The plan differs only in where the list came from.)
+    w.cmd(&["diff", "--source", &other.url("/liste.csv")]);
+    let hit = other.hits("/liste.csv");
+    assert!(
+        !hit[0].headers.contains_key("if-none-match"),
+        "validators of {} were sent to another source: {:?}",
+        w.server.url("/tls"),
+        hit[0].headers
+    );
+}
+
+#[test]
+fn csv_moved_to_a_new_link_with_the_same_bytes() {
+    let w = page_work();
+    w.server.set("/tls", vec![page("/ny/liste.csv", "\"p2\"")]);
+    w.server.set(
+        "/ny/liste.csv",
+        vec![Reply::csv(list(&names(12))).header("ETag", "\"n1\"")],
+    );
+    w.cmd(&["sync"]).success();
+    assert!(
+        !w.server.hits("/ny/liste.csv")[0]
+            .headers
+            .contains_key("if-none-match"),
+        "the old link's validators are not sent to the new link"
+    );
+    assert_eq!(w.state()["source"]["csv"], w.server.url("/ny/liste.csv"));
+    assert_eq!(w.state()["validators"]["csv"]["etag"], "\"n1\"");
+    // The next run, behind an unchanged page, asks the new link, not the old one.
+    w.server.set("/tls", vec![Reply::new(304, "")]);
+    w.server.set("/liste.csv", vec![Reply::status(404)]);
+    w.server.set("/ny/liste.csv", vec![Reply::new(304, "")]);
+    w.cmd(&["sync"]).success().stdout("");
+    assert_eq!(
+        last_header(&w, "/ny/liste.csv", "if-none-match").as_deref(),
+        Some("\"n1\"")
+    );
+}

@@ -78,9 +78,25 @@ pub struct ParseOptions {
 }
 
 impl ParseOptions {
-    /// Identifies the options: the same bytes read with the same options give the same list.
+    /// Identifies the options: the same bytes read with the same options give the same list. Stored in
+    /// the state, so it is a stable text of its own (`columns=domain:3,organization:"Firma";wildcards=no`),
+    /// never a type's debug output.
     pub fn fingerprint(&self) -> String {
-        format!("{:?}/{:?}", self.columns, self.domain_rules)
+        let columns: Vec<String> = self
+            .columns
+            .iter()
+            .flat_map(|c| &c.entries)
+            .map(|(field, col)| match col {
+                columns::ColumnRef::Number(n) => format!("{}:{n}", field.key()),
+                columns::ColumnRef::Name(name) => format!("{}:{name:?}", field.key()),
+            })
+            .collect();
+        let wildcards = if self.domain_rules.allow_wildcards {
+            "yes"
+        } else {
+            "no"
+        };
+        format!("columns={};wildcards={wildcards}", columns.join(","))
     }
 }
 

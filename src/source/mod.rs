@@ -78,6 +78,17 @@ impl Location {
     }
 }
 
+impl Location {
+    /// The URL or path itself, as recorded in the provenance and state (escaped only when shown).
+    pub fn identity(&self) -> String {
+        match self {
+            Location::Url(u) => u.as_str().to_string(),
+            Location::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+/// Escaped for the terminal: for messages, never for identity.
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -300,191 +311,214 @@ pub enum Fetch {
 
 /// Like [`fetch`], but with `previous` the page and CSV are requested conditionally (`If-None-Match`,
 /// `If-Modified-Since`), and an unchanged list is reported as [`Fetch::NotModified`].
+///
+/// In named steps: [`Run::new`] resolves which of the previous run's facts apply to this source; the
+/// first document is loaded and classified (`304`, a page, or the CSV itself); a page is followed to its
+/// CSV link (after a `304`, the link the previous run found); and every CSV goes through one step,
+/// [`Run::read_csv`], which asks conditionally only for the very link the validators belong to.
 pub fn fetch_since(
     source: &Location,
     opts: &FetchOptions,
     previous: Option<Previous>,
     log: &dyn Fn(String),
 ) -> Result<Fetch, FetchError> {
-    let mut client = None;
-    let fetched_at = Utc::now().trunc_subsecs(0);
-    let requested = match source {
-        Location::Url(u) => Some(u.to_string()),
-        Location::File(_) => None,
-    };
-    // Validators are used only for the source they were obtained from.
-    // (The same-bytes check below needs only the previous digest, and applies to files too.)
-    let same_bytes_previous = previous;
-    let previous = previous.filter(|p| requested.is_some() && p.validators.requested == requested);
-    let came_from_page = previous.is_some_and(|p| p.provenance.page.is_some());
-    let first_validators = previous.map(|p| {
-        if came_from_page {
+    let mut run = Run::new(source, opts, previous, log);
+    let first_validators = run.conditional.map(|p| {
+        if p.provenance.page.is_some() {
             &p.validators.page
         } else {
             &p.validators.csv
         }
     });
-    let Some(first) = load(
-        &mut client,
-        &opts.http,
-        source,
-        ACCEPT_ANY,
-        first_validators,
-        log,
-    )?
-    else {
-        // The page (or the CSV given directly) is unchanged. For a page, the CSV may still have changed.
-        let p = previous.expect("a 304 needs validators");
-        let Some(csv) = p.provenance.csv.as_deref().filter(|_| came_from_page) else {
-            log("not modified since the last run".into());
-            return Ok(Fetch::NotModified(None));
+    match run.load(source, ACCEPT_ANY, first_validators)? {
+        None => run.first_not_modified(),
+        Some(first) if looks_like_html(&first.bytes) => run.page(first),
+        Some(csv) => run.csv_document(csv, None),
+    }
+}
+
+/// The page a CSV link was found on.
+struct PageFound {
+    location: Location,
+    updated: Option<NaiveDate>,
+    validators: Validators,
+}
+
+/// One conditional fetch in progress.
+struct Run<'a> {
+    opts: &'a FetchOptions,
+    log: &'a dyn Fn(String),
+    client: Option<HttpClient>,
+    fetched_at: DateTime<Utc>,
+    /// The URL asked for (validators are kept per requested source).
+    requested: Option<String>,
+    /// The previous run, for the same-bytes check (files too).
+    previous: Option<Previous<'a>>,
+    /// The previous run when its HTTP validators apply: the same URL was requested.
+    conditional: Option<Previous<'a>>,
+}
+
+impl<'a> Run<'a> {
+    /// Resolve: which of the previous run's facts apply to this source.
+    fn new(
+        source: &Location,
+        opts: &'a FetchOptions,
+        previous: Option<Previous<'a>>,
+        log: &'a dyn Fn(String),
+    ) -> Run<'a> {
+        let requested = match source {
+            Location::Url(u) => Some(u.to_string()),
+            Location::File(_) => None,
         };
-        let csv_loc = Location::parse(csv)?;
-        return match load(
-            &mut client,
-            &opts.http,
-            &csv_loc,
-            ACCEPT_CSV,
-            Some(&p.validators.csv),
+        let conditional =
+            previous.filter(|p| requested.is_some() && p.validators.requested == requested);
+        Run {
+            opts,
             log,
-        )? {
-            None => {
-                log("neither the page nor the CSV changed since the last run".into());
-                Ok(Fetch::NotModified(None))
-            }
-            Some(loaded) => {
-                check_not_html(&loaded)?;
-                let validators = SourceValidators {
-                    requested,
-                    page: p.validators.page.clone(),
-                    csv: Validators::default(),
-                };
-                if let Some(v) = unchanged(
-                    Some(p),
-                    &loaded,
-                    p.provenance.page_updated,
-                    &validators,
-                    opts,
-                ) {
-                    return Ok(Fetch::NotModified(Some(v)));
-                }
-                let page = p
-                    .provenance
-                    .page
-                    .as_deref()
-                    .map(Location::parse)
-                    .transpose()?;
-                from_csv(
-                    loaded,
-                    page.as_ref(),
-                    p.provenance.page_updated,
-                    validators,
-                    fetched_at,
-                    opts,
-                )
-                .map(|f| Fetch::Fresh(Box::new(f)))
-            }
-        };
-    };
-    if !looks_like_html(&first.bytes) {
-        let validators = SourceValidators {
+            client: None,
+            fetched_at: Utc::now().trunc_subsecs(0),
             requested,
-            ..SourceValidators::default()
-        };
-        if let Some(v) = unchanged(same_bytes_previous, &first, None, &validators, opts) {
-            return Ok(Fetch::NotModified(Some(v)));
+            previous,
+            conditional,
         }
-        return from_csv(first, None, None, validators, fetched_at, opts)
-            .map(|f| Fetch::Fresh(Box::new(f)));
     }
 
-    let page_loc = first.location.clone();
-    let page_url = page_loc.as_url()?;
-    let html = csv::decode(&first.bytes).text;
-    let scan = page::scan(&html, &page_url).map_err(|source| FetchError::Page {
-        page: page_loc.to_string(),
-        source,
-    })?;
-    let page_validators = first.validators.clone();
-    if let Some(updated) = scan.updated {
-        log(format!("the page says it was updated {updated}"));
+    fn load(
+        &mut self,
+        loc: &Location,
+        accept: &str,
+        validators: Option<&Validators>,
+    ) -> Result<Option<Loaded>, FetchError> {
+        load(
+            &mut self.client,
+            &self.opts.http,
+            loc,
+            accept,
+            validators,
+            self.log,
+        )
     }
-    if let Some(link) = scan.link {
-        log(format!(
-            "the list's link: {}",
-            sanitize::for_terminal(link.as_str())
-        ));
-        let csv_loc = Location::from_url(link);
-        // The same CSV as last time is asked for conditionally.
-        let same_csv =
-            |p: &Previous| p.provenance.csv.as_deref() == Some(csv_loc.to_string().as_str());
-        let csv_validators = previous.filter(same_csv).map(|p| &p.validators.csv);
-        let Some(loaded) = load(
-            &mut client,
-            &opts.http,
-            &csv_loc,
-            ACCEPT_CSV,
-            csv_validators,
-            log,
-        )?
+
+    fn validators(&self, page: Validators) -> SourceValidators {
+        SourceValidators {
+            requested: self.requested.clone(),
+            page,
+            csv: Validators::default(),
+        }
+    }
+
+    /// The first document answered 304. A CSV given directly is unchanged; behind an unchanged page the
+    /// CSV may still have changed, so it is asked for too, at the link the previous run found.
+    fn first_not_modified(self) -> Result<Fetch, FetchError> {
+        let p = self.conditional.expect("a 304 needs validators");
+        let (Some(page), Some(csv)) = (p.provenance.page.as_deref(), p.provenance.csv.as_deref())
         else {
-            log("the page changed, but its CSV did not".into());
+            (self.log)("not modified since the last run".into());
             return Ok(Fetch::NotModified(None));
         };
-        check_not_html(&loaded)?;
-        let validators = SourceValidators {
-            requested,
-            page: page_validators,
-            csv: Validators::default(),
+        let found = PageFound {
+            location: Location::parse(page)?,
+            updated: p.provenance.page_updated,
+            validators: p.validators.page.clone(),
         };
-        if let Some(v) = unchanged(
-            same_bytes_previous,
-            &loaded,
-            scan.updated,
-            &validators,
-            opts,
-        ) {
+        self.read_csv(Location::parse(csv)?, found)
+    }
+
+    /// Follow link: the page's CSV link, or the table on the page when it links none.
+    fn page(self, first: Loaded) -> Result<Fetch, FetchError> {
+        let page_loc = first.location.clone();
+        let html = csv::decode(&first.bytes).text;
+        let scan = page::scan(&html, &page_loc.as_url()?).map_err(|source| FetchError::Page {
+            page: page_loc.to_string(),
+            source,
+        })?;
+        if let Some(updated) = scan.updated {
+            (self.log)(format!("the page says it was updated {updated}"));
+        }
+        let found = PageFound {
+            location: page_loc,
+            updated: scan.updated,
+            validators: first.validators,
+        };
+        if let Some(link) = scan.link {
+            (self.log)(format!(
+                "the list's link: {}",
+                sanitize::for_terminal(link.as_str())
+            ));
+            return self.read_csv(Location::from_url(link), found);
+        }
+        let Some(rows) = scan.table else {
+            return Err(FetchError::NoList {
+                page: found.location.to_string(),
+            });
+        };
+        (self.log)(format!(
+            "no CSV link; reading the table on the page ({} rows)",
+            rows.len()
+        ));
+        let list = list::build(&rows, &self.opts.parse).map_err(|source| FetchError::Layout {
+            what: found.location.to_string(),
+            source,
+        })?;
+        Ok(Fetch::Fresh(Box::new(Fetched {
+            provenance: Provenance {
+                page: Some(found.location.identity()),
+                csv: None,
+                sha256: sha256_hex(table_canonical(&rows).as_bytes()),
+                page_updated: found.updated,
+                fetched_at: self.fetched_at,
+            },
+            list,
+            validators: self.validators(found.validators),
+            format_note: "inline HTML table".into(),
+        })))
+    }
+
+    /// Read the CSV at `link`, found on `page`: conditionally when the previous run read this very
+    /// link, and not parsed again when its bytes are the previous run's.
+    fn read_csv(mut self, link: Location, page: PageFound) -> Result<Fetch, FetchError> {
+        let link_text = link.identity();
+        let conditional = self
+            .conditional
+            .filter(|p| p.provenance.csv.as_deref() == Some(link_text.as_str()))
+            .map(|p| &p.validators.csv);
+        match self.load(&link, ACCEPT_CSV, conditional)? {
+            Some(loaded) => self.csv_document(loaded, Some(page)),
+            None => {
+                (self.log)("the CSV has not changed since the last run".into());
+                // The page's validators may be new; the CSV's are the previous run's.
+                let p = self.conditional.expect("a 304 needs validators");
+                Ok(Fetch::NotModified(Some(SourceValidators {
+                    csv: p.validators.csv.clone(),
+                    ..self.validators(page.validators)
+                })))
+            }
+        }
+    }
+
+    /// The CSV's bytes: refused if HTML, unchanged if the previous run's, else parsed.
+    fn csv_document(self, loaded: Loaded, page: Option<PageFound>) -> Result<Fetch, FetchError> {
+        if page.is_some() {
+            check_not_html(&loaded)?;
+        }
+        let (page_loc, updated, page_validators) = match page {
+            Some(p) => (Some(p.location), p.updated, p.validators),
+            None => (None, None, Validators::default()),
+        };
+        let validators = self.validators(page_validators);
+        if let Some(v) = unchanged(self.previous, &loaded, updated, &validators, self.opts) {
             return Ok(Fetch::NotModified(Some(v)));
         }
-        return from_csv(
+        from_csv(
             loaded,
-            Some(&page_loc),
-            scan.updated,
+            page_loc.as_ref(),
+            updated,
             validators,
-            fetched_at,
-            opts,
+            self.fetched_at,
+            self.opts,
         )
-        .map(|f| Fetch::Fresh(Box::new(f)));
+        .map(|f| Fetch::Fresh(Box::new(f)))
     }
-    let Some(rows) = scan.table else {
-        return Err(FetchError::NoList {
-            page: page_loc.to_string(),
-        });
-    };
-    log(format!(
-        "no CSV link; reading the table on the page ({} rows)",
-        rows.len()
-    ));
-    let list = list::build(&rows, &opts.parse).map_err(|source| FetchError::Layout {
-        what: page_loc.to_string(),
-        source,
-    })?;
-    Ok(Fetch::Fresh(Box::new(Fetched {
-        provenance: Provenance {
-            page: Some(page_loc.to_string()),
-            csv: None,
-            sha256: sha256_hex(table_canonical(&rows).as_bytes()),
-            page_updated: scan.updated,
-            fetched_at,
-        },
-        list,
-        validators: SourceValidators {
-            requested,
-            page: page_validators,
-            csv: Validators::default(),
-        },
-        format_note: "inline HTML table".into(),
-    })))
 }
 
 /// The same CSV bytes as last time, read with the same options: the list is the same, so it is not
@@ -497,8 +531,9 @@ fn unchanged(
     opts: &FetchOptions,
 ) -> Option<SourceValidators> {
     let p = previous?;
-    // A new "Oppdatert" date on the page is news even when the CSV bytes are the same.
-    let same = p.provenance.csv.is_some()
+    // A new "Oppdatert" date on the page is news even when the CSV bytes are the same; so is a new
+    // link (the state must record where the list now is, or the next run asks the old one).
+    let same = p.provenance.csv.as_deref() == Some(loaded.location.identity().as_str())
         && p.provenance.page_updated == page_updated
         && p.parse_options == opts.parse.fingerprint()
         && p.provenance.sha256 == sha256_hex(&loaded.bytes);
@@ -543,8 +578,8 @@ fn from_csv(
     };
     Ok(Fetched {
         provenance: Provenance {
-            page: page.map(|p| p.to_string()),
-            csv: Some(loaded.location.to_string()),
+            page: page.map(Location::identity),
+            csv: Some(loaded.location.identity()),
             sha256: sha256_hex(&loaded.bytes),
             page_updated,
             fetched_at,
