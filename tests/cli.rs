@@ -5,7 +5,7 @@ mod support;
 
 use predicates::prelude::*;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use support::{bits, fixture};
 
 #[test]
@@ -161,7 +161,7 @@ fn closed_pipe_exits_quietly() {
         text.push_str(&format!("Organisasjon nummer {i};domene-{i}.no\n"));
     }
     std::fs::write(&path, text).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bits-tls"))
+    let mut child = support::bits_std()
         .args(["fetch", "--source", path.to_str().unwrap()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -337,12 +337,9 @@ fn concurrent_syncs_never_interleave() {
         "/liste.csv",
         vec![Reply::csv(list(&names(12))).delay(Duration::from_millis(1500))],
     );
-    let first = std::process::Command::new(env!("CARGO_BIN_EXE_bits-tls"))
+    let first = support::bits_std()
         .current_dir(w.dir.path())
         .arg("sync")
-        .env("NO_PROXY", "127.0.0.1")
-        .env_remove("HTTP_PROXY")
-        .env_remove("http_proxy")
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(400));
@@ -360,10 +357,9 @@ fn concurrent_syncs_never_interleave() {
     std::fs::write(w.path("bits-tls.toml"), config).unwrap();
     w.serve(&names(13));
     let spawn = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_bits-tls"))
+        support::bits_std()
             .current_dir(w.dir.path())
             .args(["sync", "-q"])
-            .env("NO_PROXY", "127.0.0.1")
             .spawn()
             .unwrap()
     };

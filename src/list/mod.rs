@@ -8,7 +8,8 @@ use crate::domain::{Domain, DomainRules};
 use crate::org_number::{self, OrgNumber};
 use crate::sanitize;
 use chrono::NaiveDate;
-use columns::{ColumnOverride, Layout, LayoutError};
+pub use columns::LayoutError;
+use columns::{ColumnOverride, Layout};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 
@@ -98,6 +99,35 @@ impl ParseOptions {
         };
         format!("columns={};wildcards={wildcards}", columns.join(","))
     }
+}
+
+/// What the source stage may ask of the list reader, and nothing more: how strongly the first rows
+/// look like the list's header (to choose a CSV delimiter), whether a table is the list (on a page),
+/// and a date as the list writes it.
+pub fn header_score(rows: &[Record]) -> usize {
+    rows.iter()
+        .take(columns::HEADER_SCAN)
+        .map(|r| columns::map_header(&r.cells))
+        .filter(|m| !m.domains.is_empty())
+        .map(|m| {
+            m.domains.len().min(1)
+                + [m.organization, m.org_number, m.enrolled, m.inbound_tls]
+                    .iter()
+                    .flatten()
+                    .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Whether these rows have a recognised header row naming a domain column (see [`header_score`]).
+pub fn has_list_header(rows: &[Record]) -> bool {
+    columns::detect(rows, None).is_ok_and(|layout| !layout.guessed)
+}
+
+/// A date as the list writes it (`2017-02-01`, `01.02.2017`, …); see [`header_score`].
+pub fn parse_date(s: &str) -> Option<NaiveDate> {
+    fields::parse_date(s).ok().flatten()
 }
 
 /// Builds the list from rows. Fails only when no domain column can be found; everything wrong with a

@@ -1,7 +1,7 @@
 //! CSV bytes → rows: detect the encoding (UTF-8 with or without BOM, UTF-16 with BOM, else Windows-1252)
 //! and the delimiter (`;`, `,`, tab or `|`), then read every record with its line number.
 
-use crate::list::{columns, Record};
+use crate::list::{self, Record};
 use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
 
 /// Text decoded from bytes, with the encoding that was used.
@@ -92,20 +92,7 @@ fn sniff_delimiter(text: &str) -> u8 {
     let mut best = (DELIMITERS[0], (0usize, 0usize));
     for d in DELIMITERS {
         let rows = read(text, d, 50);
-        let header = rows
-            .iter()
-            .take(columns::HEADER_SCAN)
-            .map(|r| columns::map_header(&r.cells))
-            .filter(|m| !m.domains.is_empty())
-            .map(|m| {
-                m.domains.len().min(1)
-                    + [m.organization, m.org_number, m.enrolled, m.inbound_tls]
-                        .iter()
-                        .flatten()
-                        .count()
-            })
-            .max()
-            .unwrap_or(0);
+        let header = list::header_score(&rows);
         let mut widths = std::collections::HashMap::new();
         for r in rows.iter().filter(|r| r.cells.len() > 1) {
             *widths.entry(r.cells.len()).or_insert(0usize) += 1;

@@ -182,7 +182,7 @@ pub enum FetchError {
     Layout {
         what: String,
         #[source]
-        source: list::columns::LayoutError,
+        source: list::LayoutError,
     },
     #[error("{url} answered 304 Not Modified to a request that was not conditional")]
     UnexpectedNotModified { url: String },

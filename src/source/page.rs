@@ -1,7 +1,7 @@
 //! The Bits web page: find the link to the CSV list ("Domeneliste tvungen TLS i CSV"), or failing that an
 //! inline table that looks like the list, and the page's "Oppdatert: 16. november 2021" date.
 
-use crate::list::{columns, Record};
+use crate::list::{self, Record};
 use crate::sanitize;
 use chrono::NaiveDate;
 use scraper::{ElementRef, Html, Node, Selector};
@@ -139,10 +139,7 @@ fn percent_decode(s: &str) -> String {
 fn find_table(doc: &Html) -> Option<Vec<Record>> {
     doc.select(&selector("table")).find_map(|table| {
         let rows = table_rows(table);
-        match columns::detect(&rows, None) {
-            Ok(layout) if !layout.guessed => Some(rows),
-            _ => None,
-        }
+        list::has_list_header(&rows).then_some(rows)
     })
 }
 
@@ -216,7 +213,7 @@ fn parse_written_date(s: &str) -> Option<NaiveDate> {
         .collect();
     if let Some(first) = words.first() {
         let first = first.trim_end_matches([',', ';', ')', '.']);
-        if let Ok(Some(d)) = crate::list::fields::parse_date(first) {
+        if let Some(d) = list::parse_date(first) {
             return Some(d);
         }
     }

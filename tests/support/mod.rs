@@ -14,26 +14,35 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+/// Variables a developer's shell may set that must not reach the binary under test.
+const LEAKY_ENV: [&str; 10] = [
+    "BITS_TLS_SOURCE",
+    "BITS_TLS_CONFIG",
+    "BITS_TLS_STATE",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "CLICOLOR_FORCE",
+];
+
 /// The `bits-tls` binary with an environment that cannot leak the developer's settings or proxies.
 pub fn bits() -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_bits-tls"));
-    for var in [
-        "BITS_TLS_SOURCE",
-        "BITS_TLS_CONFIG",
-        "BITS_TLS_STATE",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-        "CLICOLOR_FORCE",
-    ] {
+    let mut cmd = assert_cmd::Command::from_std(bits_std());
+    cmd.timeout(Duration::from_secs(120));
+    cmd
+}
+
+/// [`bits`] as a plain `std::process::Command`, for tests that spawn it and read it while it runs.
+pub fn bits_std() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_bits-tls"));
+    for var in LEAKY_ENV {
         cmd.env_remove(var);
     }
     cmd.env("NO_PROXY", "127.0.0.1,localhost")
         .env("NO_COLOR", "1");
-    cmd.timeout(Duration::from_secs(120));
     cmd
 }
 
