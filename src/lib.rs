@@ -1,9 +1,21 @@
 //! bits-tls: keep a mail server's forced-TLS configuration in step with the Bits master list
 //! (<https://bits.no/tls>).
 //!
-//! The pipeline is `source → page → csv → list → plan → render → write`; each stage is a module here and
-//! the `bits-tls` binary is a thin adapter over them (`cli` is the command line as data, `settings`
-//! merges it with defaults, `commands` holds one adapter per subcommand).
+//! The pipeline is `source → page → csv → list → plan → render → write`, one home each:
+//!
+//! | stage | home |
+//! |---|---|
+//! | source: a URL or file, fetched conditionally | `source/mod.rs` (steps), `source/http.rs` |
+//! | page: find the CSV link or table | `source/page.rs` |
+//! | csv: decode, sniff, split | `source/csv.rs` |
+//! | list: rows → validated participants | `list/` (`columns.rs`, `fields.rs`), `domain.rs` |
+//! | plan: effective list, changes and guards, file changes | `plan/` (`effective.rs`, `changes.rs`, `files.rs`) |
+//! | render: built-in targets declared once, templates, checks | `render/target.rs`, `render/mod.rs`, one file per mail system |
+//! | write: apply the plan; atomic files, hooks, lock; state and history | `apply.rs`, `write.rs`, `state.rs` |
+//!
+//! Around it: `report/` shows every command's result (text, JSON, Markdown), `cli.rs` is the command
+//! line as data, `config.rs` reads `bits-tls.toml`, `settings.rs` merges defaults < file < flags (the
+//! layers of `layer.rs`), and `commands/` holds one small adapter per subcommand for the thin binary.
 
 pub mod apply;
 pub mod cli;
