@@ -193,6 +193,13 @@ pub struct RenderOptionArgs {
     /// Path of the senders table in the main.cf lines [default: /etc/postfix/bits_tls_senders]
     #[arg(long, value_name = "PATH")]
     pub postfix_senders_path: Option<String>,
+    /// smtp_tls_CAfile in the main.cf lines [default: /etc/ssl/certs/ca-certificates.crt]
+    #[arg(long, value_name = "PATH")]
+    pub postfix_ca_file: Option<String>,
+    /// Relayhost or transport next hop listed mail leaves through, e.g. [smtp.example.no]:587: adds its
+    /// policy entry
+    #[arg(long, value_name = "NEXTHOP")]
+    pub postfix_relay: Option<String>,
     /// TLS library of the Exim build [default: gnutls]
     #[arg(long, value_enum, value_name = "LIB")]
     pub exim_tls: Option<EximTls>,

@@ -94,6 +94,10 @@ pub fn render_options(cfg: &Config, args: &RenderOptionArgs) -> anyhow::Result<R
     set(&mut p.table_type, args.postfix_table_type);
     set(&mut p.policy_path, args.postfix_policy_path.clone());
     set(&mut p.senders_path, args.postfix_senders_path.clone());
+    set(&mut p.ca_file, args.postfix_ca_file.clone());
+    if args.postfix_relay.is_some() {
+        p.relay = args.postfix_relay.clone();
+    }
     let x = &mut o.exim;
     set(&mut x.tls_library, args.exim_tls);
     set(&mut x.domains_file, args.exim_domains_file.clone());
@@ -129,6 +133,32 @@ pub fn render_options(cfg: &Config, args: &RenderOptionArgs) -> anyhow::Result<R
     Ok(o)
 }
 
+/// The Postfix headers name where the tables really are: a path left at its default follows the
+/// `postfix-policy` / `postfix-senders` output's path (only diff, sync and check know it; `render` stays
+/// independent of the machine).
+fn paths_from_outputs(render: &mut RenderOptions, outputs: &[Output]) {
+    let defaults = crate::render::options::PostfixOptions::default();
+    for out in outputs {
+        // A path the header could not print safely stays as configured.
+        let Some(path) = out.path.to_str().filter(|p| {
+            let mut probe = RenderOptions::default();
+            probe.postfix.policy_path = p.to_string();
+            probe.validate().is_ok()
+        }) else {
+            continue;
+        };
+        let p = &mut render.postfix;
+        let (slot, default) = match out.target {
+            crate::render::Target::PostfixPolicy => (&mut p.policy_path, &defaults.policy_path),
+            crate::render::Target::PostfixSenders => (&mut p.senders_path, &defaults.senders_path),
+            _ => continue,
+        };
+        if slot == default {
+            *slot = path.to_string();
+        }
+    }
+}
+
 fn set<T>(slot: &mut T, value: Option<T>) {
     if let Some(v) = value {
         *slot = v;
@@ -146,7 +176,7 @@ pub fn state_path(cfg: &Config, flag: Option<&Path>) -> PathBuf {
 
 /// Builds the job for diff, sync and check.
 pub fn job(cfg: &Config, args: &JobArgs, today: chrono::NaiveDate) -> anyhow::Result<Job> {
-    let render = render_options(cfg, &args.options)?;
+    let mut render = render_options(cfg, &args.options)?;
     let src = SourceSettings::new(cfg, &args.source, &render)?;
     let outputs = if args.outputs.is_empty() {
         cfg.outputs()?
@@ -163,6 +193,7 @@ pub fn job(cfg: &Config, args: &JobArgs, today: chrono::NaiveDate) -> anyhow::Re
         config::check_unique_paths(&outs).map_err(anyhow::Error::msg)?;
         outs
     };
+    paths_from_outputs(&mut render, &outputs);
     let state_path = state_path(cfg, args.state.as_deref());
     let history_path = match &cfg.history {
         Some(p) => cfg.resolve(p),

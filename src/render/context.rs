@@ -67,6 +67,11 @@ pub struct PostfixDerived {
     pub policy_value: String,
     /// The value for domains with an `[[override]]`: domain → value.
     pub overrides: std::collections::BTreeMap<String, String>,
+    /// The UTF-8 key of each IDN domain (lower case, NFC), which Postfix looks up for SMTPUTF8 mail:
+    /// A-label → U-label.
+    pub utf8_keys: std::collections::BTreeMap<String, String>,
+    /// The policy table key for `relay` (`[host]:port`), when one is configured.
+    pub relay_key: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -142,6 +147,12 @@ impl<'a> Context<'a> {
             postfix: PostfixDerived {
                 policy_value: super::postfix::policy_value(&opts.postfix),
                 overrides: super::postfix::override_values(opts),
+                utf8_keys: super::postfix::utf8_keys(by_domain.iter().map(|(d, _)| *d)),
+                relay_key: opts
+                    .postfix
+                    .relay
+                    .as_deref()
+                    .and_then(super::options::relay_key),
             },
             exchange: ExchangeDerived {
                 address_spaces: super::exchange::address_spaces(&names, opts.subdomains),
