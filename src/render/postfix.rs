@@ -226,6 +226,27 @@ pub fn check_senders(text: &str) -> Result<(), (usize, String)> {
     Ok(())
 }
 
+/// Warnings for diff, sync and check, which run on the mail server: `encrypt` overrides, and a CA file
+/// named in the policy header that this machine does not have (Postfix then verifies no certificate).
+pub fn setup_warnings<'a>(
+    opts: &RenderOptions,
+    targets: impl Iterator<Item = &'a super::Target>,
+) -> Vec<crate::list::Warning> {
+    let mut out: Vec<crate::list::Warning> = opts
+        .warnings()
+        .into_iter()
+        .map(crate::list::Warning::general)
+        .collect();
+    let ca = &opts.postfix.ca_file;
+    let mut targets = targets;
+    if targets.any(|t| *t == super::Target::PostfixPolicy) && !std::path::Path::new(ca).is_file() {
+        out.push(crate::list::Warning::general(format!(
+            "the CA file `{ca}` in the postfix-policy header (smtp_tls_CAfile) does not exist here: a missing smtp_tls_CAfile makes Postfix verify no certificate and give up TLS; set postfix.ca_file (--postfix-ca-file) to this system's bundle (RHEL: /etc/pki/tls/certs/ca-bundle.crt)"
+        )));
+    }
+    out
+}
+
 /// The UTF-8 keys for a list's domains: A-label → U-label, for domains that have one.
 pub fn utf8_keys<'a>(
     domains: impl Iterator<Item = &'a crate::domain::Domain>,
