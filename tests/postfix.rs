@@ -65,7 +65,11 @@ fn postmap_compiles_the_policy_and_answers_every_domain() {
         Some(LEGACY),
         "IDN as U-label"
     );
-    assert_eq!(lookup("BLÅBÆRBANK.no").as_deref(), Some(LEGACY), "case-folded");
+    assert_eq!(
+        lookup("BLÅBÆRBANK.no").as_deref(),
+        Some(LEGACY),
+        "case-folded"
+    );
     assert_eq!(lookup(".blåbærbank.no").as_deref(), Some(LEGACY));
     assert_eq!(
         lookup("BITS.NO").as_deref(),
@@ -206,7 +210,11 @@ fn the_documented_append_keeps_an_existing_policy_table() {
     .unwrap();
     let command = policy
         .lines()
-        .find_map(|l| l.trim_start_matches('#').trim().strip_prefix("postconf -e "))
+        .find_map(|l| {
+            l.trim_start_matches('#')
+                .trim()
+                .strip_prefix("postconf -e ")
+        })
         .expect("the header gives the append command");
     let root = support::mta::postfix_root();
     let postconf = format!(
@@ -237,8 +245,15 @@ fn the_documented_append_keeps_an_existing_policy_table() {
         text(&n.stderr)
     );
     let q = |key: &str, map: &str| text(&pf.postmap(&["-q", key, &format!("hash:{map}")]).stdout);
-    assert_eq!(q("partner.example", &bilateral).trim(), "secure match=nexthop");
-    assert_eq!(q("bits.no", &bilateral).trim(), "dane-only", "first match wins");
+    assert_eq!(
+        q("partner.example", &bilateral).trim(),
+        "secure match=nexthop"
+    );
+    assert_eq!(
+        q("bits.no", &bilateral).trim(),
+        "dane-only",
+        "first match wins"
+    );
     assert_eq!(q("bits.no", &ours).trim(), LEGACY);
 }
 
@@ -267,10 +282,7 @@ fn wiring_follows_the_options() {
     // The relay's entry, as Postfix looks it up for `relayhost = [relay.bank.example]:587`.
     let pf = PostfixDir::new("");
     let lookup = compile(&pf, "policy", &policy);
-    assert_eq!(
-        lookup("[relay.bank.example]:587").as_deref(),
-        Some(LEGACY)
-    );
+    assert_eq!(lookup("[relay.bank.example]:587").as_deref(), Some(LEGACY));
     bits()
         .args(["render", "postfix-policy", "--source"])
         .arg(example_csv())
