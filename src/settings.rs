@@ -134,21 +134,21 @@ pub fn render_options(cfg: &Config, args: &RenderOptionArgs) -> anyhow::Result<R
 }
 
 /// The Postfix headers name where the tables really are: a path left at its default follows the
-/// `postfix-policy` / `postfix-senders` output's path (only diff, sync and check know it; `render` stays
-/// independent of the machine).
-fn paths_from_outputs(render: &mut RenderOptions, outputs: &[Output]) {
+/// `postfix-policy` / `postfix-senders` output's path when that is absolute as written (only diff, sync
+/// and check know it; `render` stays independent of the machine, and so does a repository checkout).
+fn paths_from_outputs(render: &mut RenderOptions, outputs: &[(&crate::render::Target, &Path)]) {
     let defaults = crate::render::options::PostfixOptions::default();
-    for out in outputs {
-        // A path the header could not print safely stays as configured.
-        let Some(path) = out.path.to_str().filter(|p| {
+    for (target, path) in outputs {
+        // A relative path, or one the header could not print safely, leaves the option as it is.
+        let Some(path) = path.to_str().filter(|p| {
             let mut probe = RenderOptions::default();
             probe.postfix.policy_path = p.to_string();
-            probe.validate().is_ok()
+            Path::new(p).is_absolute() && probe.validate().is_ok()
         }) else {
             continue;
         };
         let p = &mut render.postfix;
-        let (slot, default) = match out.target {
+        let (slot, default) = match target {
             crate::render::Target::PostfixPolicy => (&mut p.policy_path, &defaults.policy_path),
             crate::render::Target::PostfixSenders => (&mut p.senders_path, &defaults.senders_path),
             _ => continue,
@@ -193,7 +193,17 @@ pub fn job(cfg: &Config, args: &JobArgs, today: chrono::NaiveDate) -> anyhow::Re
         config::check_unique_paths(&outs).map_err(anyhow::Error::msg)?;
         outs
     };
-    paths_from_outputs(&mut render, &outputs);
+    // Paths as written: a relative one (a mail-config repository) is not where Postfix reads the table.
+    let written: Vec<(&crate::render::Target, &Path)> = if args.outputs.is_empty() {
+        outputs
+            .iter()
+            .zip(&cfg.output)
+            .map(|(o, raw)| (&o.target, raw.path.as_path()))
+            .collect()
+    } else {
+        outputs.iter().map(|o| (&o.target, o.path.as_path())).collect()
+    };
+    paths_from_outputs(&mut render, &written);
     let state_path = state_path(cfg, args.state.as_deref());
     let history_path = match &cfg.history {
         Some(p) => cfg.resolve(p),

@@ -401,6 +401,17 @@ fn headers_name_the_output_paths_and_a_missing_ca_file_warns() {
     assert!(p.contains(&format!("postmap hash:{}", policy.display())));
     assert!(s.contains(&format!("check_sender_access hash:{}", senders.display())));
     assert!(!p.contains("/etc/postfix/") && !s.contains("/etc/postfix/"));
+    // A relative path (a mail-config repository) is not where Postfix reads the table: the header keeps
+    // the configured path, so the bytes do not depend on where the checkout is.
+    bits()
+        .current_dir(dir.path())
+        .args(["sync", "-q", "--source"])
+        .arg(example_csv())
+        .args(["--output", "postfix-policy=maps/relative"])
+        .assert()
+        .success();
+    let relative = std::fs::read_to_string(dir.path().join("maps/relative")).unwrap();
+    assert!(relative.contains("smtp_tls_policy_maps = hash:/etc/postfix/bits_tls_policy\n"));
     // An explicit path wins over the output's, and an existing CA file is not warned about.
     let ca = write(dir.path(), "ca.pem", "");
     bits()
