@@ -201,7 +201,10 @@ pub fn job(cfg: &Config, args: &JobArgs, today: chrono::NaiveDate) -> anyhow::Re
             .map(|(o, raw)| (&o.target, raw.path.as_path()))
             .collect()
     } else {
-        outputs.iter().map(|o| (&o.target, o.path.as_path())).collect()
+        outputs
+            .iter()
+            .map(|o| (&o.target, o.path.as_path()))
+            .collect()
     };
     paths_from_outputs(&mut render, &written);
     let state_path = state_path(cfg, args.state.as_deref());
