@@ -172,7 +172,8 @@ pub enum TargetName {
 #[derive(Debug, Args, Clone, Default)]
 #[command(next_help_heading = "Output options")]
 pub struct RenderOptionArgs {
-    /// Also force TLS for every subdomain of each listed domain (accepts `*.x` entries in the list)
+    /// Also cover every subdomain in the Exim and Exchange outputs (the Postfix tables always do); accepts
+    /// `*.x` entries in the list
     #[arg(long)]
     pub subdomains: bool,
     /// Postfix TLS security level [default: verify]

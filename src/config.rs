@@ -375,7 +375,7 @@ hook = ["/usr/sbin/postmap", "hash:{path}"]
 # Run once after the hooks above when anything changed.
 # reload = ["/usr/sbin/postfix", "reload"]
 
-# Also force TLS for every subdomain of each listed domain.
+# Also cover every subdomain in the Exim and Exchange outputs (the Postfix tables always do).
 # subdomains = false
 
 # [postfix]

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RenderOptions {
-    /// Also force TLS for every subdomain of each listed domain (and accept `*.x` entries in the list).
+    /// Also cover every subdomain in the Exim and Exchange outputs (the Postfix tables always do), and
+    /// accept `*.x` entries in the list.
     pub subdomains: bool,
     pub postfix: PostfixOptions,
     pub exim: EximOptions,
@@ -45,7 +46,7 @@ impl DomainOverride {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum PostfixLevel {
-    /// TLS without certificate checks: does not meet the scheme
+    /// TLS without certificate checks: does not meet the scheme (only per domain, in an [[override]])
     Encrypt,
     /// Trusted chain and a certificate matching the MX host name (recommended)
     #[default]
