@@ -151,7 +151,8 @@ pub struct RenderArgs {
 #[derive(Debug, Args, Clone, Default)]
 #[command(next_help_heading = "Output options")]
 pub struct RenderOptionArgs {
-    /// Also force TLS for every subdomain of each listed domain (accepts `*.x` entries in the list)
+    /// Also cover every subdomain in the Exim and Exchange outputs (the Postfix tables always do); accepts
+    /// `*.x` entries in the list
     #[arg(long, overrides_with = "no_subdomains")]
     pub subdomains: bool,
     /// Only the listed domains themselves, whatever the configuration says
@@ -175,6 +176,13 @@ pub struct RenderOptionArgs {
     /// Path of the senders table in the main.cf lines
     #[arg(long, id = "postfix.senders_path", value_name = "PATH")]
     pub postfix_senders_path: Option<String>,
+    /// smtp_tls_CAfile in the main.cf lines
+    #[arg(long, id = "postfix.ca_file", value_name = "PATH")]
+    pub postfix_ca_file: Option<String>,
+    /// Relayhost or transport next hop listed mail leaves through, e.g. [smtp.example.no]:587: adds its
+    /// policy entry
+    #[arg(long, id = "postfix.relay", value_name = "NEXTHOP")]
+    pub postfix_relay: Option<String>,
     /// TLS library of the Exim build
     #[arg(long, id = "exim.tls_library", value_enum, value_name = "LIB")]
     pub exim_tls: Option<EximTls>,

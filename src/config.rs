@@ -356,16 +356,18 @@ hook = ["/usr/sbin/postmap", "hash:{path}"]
 # Run once after the hooks above when anything changed.
 # reload = ["/usr/sbin/postfix", "reload"]
 
-# Also force TLS for every subdomain of each listed domain.
+# Also cover every subdomain in the Exim and Exchange outputs (the Postfix tables always do).
 # subdomains = false
 
 # [postfix]
-# level = "verify"            # verify | secure | dane-only | encrypt
+# level = "verify"            # verify | secure | dane-only (encrypt only per domain, in [[override]])
 # protocols = "legacy"        # legacy (!SSLv2:!SSLv3:!TLSv1:!TLSv1.1) | modern (>=TLSv1.2, Postfix 3.6+)
 # match = "nexthop:dot-nexthop:.protection.outlook.com"   # only with verify/secure
 # table_type = "hash"
 # policy_path = "/etc/postfix/bits_tls_policy"
 # senders_path = "/etc/postfix/bits_tls_senders"
+# ca_file = "/etc/ssl/certs/ca-certificates.crt"   # RHEL: /etc/pki/tls/certs/ca-bundle.crt
+# relay = "[relay.example.no]:587"   # the relayhost listed mail leaves through: adds its policy entry
 
 # [exim]
 # tls_library = "gnutls"      # gnutls | openssl

@@ -103,6 +103,21 @@ impl Domain {
         let (u, result) = idna::domain_to_unicode(&self.0);
         result.ok().map(|_| u)
     }
+
+    /// The UTF-8 form a mail server compares when mail is sent with SMTPUTF8 (Postfix looks up
+    /// `blåbær.no`, not `xn--blbr-roah.no`): the Unicode form, lower case and NFC, that converts back to
+    /// exactly this domain. `None` for an all-ASCII domain, and for one whose Unicode form does not
+    /// convert back or holds a character outputs refuse (`sanitize::is_dangerous`).
+    pub fn utf8_key(&self) -> Option<String> {
+        let u = self.unicode()?;
+        // UTS 46 maps to lower case and NFC, so a form that converts back to this A-label is both.
+        let round_trip = Domain::parse(&u, DomainRules::default()).ok();
+        let ok = !u.is_ascii()
+            && u.to_lowercase() == u
+            && round_trip.as_ref() == Some(self)
+            && !u.chars().any(crate::sanitize::is_dangerous);
+        ok.then_some(u)
+    }
 }
 
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
@@ -233,6 +248,20 @@ mod tests {
         assert_eq!(ok("xn--bcher-kva.no"), "xn--bcher-kva.no");
         let d = Domain::parse("blåbær.no", DomainRules::default()).unwrap();
         assert_eq!(d.unicode().as_deref(), Some("blåbær.no"));
+    }
+
+    #[test]
+    fn utf8_key_is_the_lower_case_form_that_converts_back() {
+        let key = |raw: &str| {
+            Domain::parse(raw, DomainRules::default())
+                .unwrap()
+                .utf8_key()
+        };
+        assert_eq!(key("BLÅBÆR.no").as_deref(), Some("blåbær.no"));
+        assert_eq!(key("xn--blbr-roah.no").as_deref(), Some("blåbær.no"));
+        // NFD input (a + combining ring) is stored as the NFC A-label; its key is NFC.
+        assert_eq!(key("bla\u{30a}bær.no").as_deref(), Some("blåbær.no"));
+        assert_eq!(key("bits.no"), None);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::plan::{Adjustments, Guard, Job, Output};
 use crate::render::options::{
     ExchangeLayer, ExchangeOnlineLayer, EximLayer, PostfixLayer, RenderLayer, RenderOptions,
 };
-use crate::render::Target;
+use crate::render::{BuiltIn, Target};
 use crate::source::http::HttpOptions;
 use crate::source::{FetchOptions, Location, DEFAULT_SOURCE};
 use crate::state;
@@ -41,6 +41,8 @@ impl From<&RenderOptionArgs> for RenderLayer {
                 table_type: a.postfix_table_type,
                 policy_path: a.postfix_policy_path.clone(),
                 senders_path: a.postfix_senders_path.clone(),
+                ca_file: a.postfix_ca_file.clone(),
+                relay: a.postfix_relay.clone(),
             },
             exim: EximLayer {
                 tls_library: a.exim_tls,
@@ -158,11 +160,45 @@ impl SourceSettings {
 
 /// Render options: the flags' layer over the file's, over the defaults; checked before use.
 pub fn render_options(cfg: &Config, args: &RenderOptionArgs) -> anyhow::Result<RenderOptions> {
-    let o = RenderLayer::from(args)
-        .combine(cfg.render_layer())
-        .resolve(cfg.domain_overrides()?);
+    render_options_for(cfg, args, &[])
+}
+
+/// Render options for diff, sync and check, which know where the outputs are written.
+fn render_options_for(
+    cfg: &Config,
+    args: &RenderOptionArgs,
+    written: &[(&Target, &Path)],
+) -> anyhow::Result<RenderOptions> {
+    let mut layer = RenderLayer::from(args).combine(cfg.render_layer());
+    paths_from_outputs(&mut layer.postfix, written);
+    let o = layer.resolve(cfg.domain_overrides()?);
     o.validate()?;
     Ok(o)
+}
+
+/// The Postfix headers name where the tables really are: a path that neither the flags nor the file
+/// set follows the `postfix-policy` / `postfix-senders` output's path when that is absolute as written
+/// (only diff, sync and check know it; `render` stays independent of the machine, and so does a
+/// repository checkout).
+fn paths_from_outputs(p: &mut PostfixLayer, written: &[(&Target, &Path)]) {
+    for (target, path) in written {
+        // A relative path, or one the header could not print safely, leaves the option as it is.
+        let Some(path) = path.to_str().filter(|p| {
+            let mut probe = RenderOptions::default();
+            probe.postfix.policy_path = p.to_string();
+            Path::new(p).is_absolute() && probe.validate().is_ok()
+        }) else {
+            continue;
+        };
+        let slot = match target {
+            Target::BuiltIn(BuiltIn::PostfixPolicy) => &mut p.policy_path,
+            Target::BuiltIn(BuiltIn::PostfixSenders) => &mut p.senders_path,
+            _ => continue,
+        };
+        if slot.is_none() {
+            *slot = Some(path.to_string());
+        }
+    }
 }
 
 /// The state file: flag or BITS_TLS_STATE, else the file's `state`, else beside the configuration.
@@ -176,8 +212,6 @@ pub fn state_path(cfg: &Config, flag: Option<&Path>) -> PathBuf {
 
 /// Builds the job for diff, sync and check.
 pub fn job(cfg: &Config, args: &JobArgs, today: chrono::NaiveDate) -> anyhow::Result<Job> {
-    let render = render_options(cfg, &args.options)?;
-    let src = SourceSettings::new(cfg, &args.source, &render)?;
     let outputs = if args.outputs.is_empty() {
         cfg.outputs()?
     } else {
@@ -193,6 +227,21 @@ pub fn job(cfg: &Config, args: &JobArgs, today: chrono::NaiveDate) -> anyhow::Re
         config::check_unique_paths(&outs).map_err(anyhow::Error::msg)?;
         outs
     };
+    // Paths as written: a relative one (a mail-config repository) is not where Postfix reads the table.
+    let written: Vec<(&Target, &Path)> = if args.outputs.is_empty() {
+        outputs
+            .iter()
+            .zip(&cfg.output)
+            .map(|(o, raw)| (&o.target, raw.path.as_path()))
+            .collect()
+    } else {
+        outputs
+            .iter()
+            .map(|o| (&o.target, o.path.as_path()))
+            .collect()
+    };
+    let render = render_options_for(cfg, &args.options, &written)?;
+    let src = SourceSettings::new(cfg, &args.source, &render)?;
     let state_path = state_path(cfg, args.state.as_deref());
     let history_path = match &cfg.history {
         Some(p) => cfg.resolve(p),

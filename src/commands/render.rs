@@ -30,6 +30,9 @@ pub fn run(
     for w in &fetched.list.warnings {
         printer.warning(w);
     }
+    for w in options.warnings() {
+        printer.warning(&crate::list::Warning::general(w));
+    }
     let input = RenderInput {
         provenance: &fetched.provenance,
         list: &fetched.list,

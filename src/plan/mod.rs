@@ -116,7 +116,9 @@ pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Resul
             }
         }
     };
-    let (effective, config_warnings) = effective::effective(&list, &job.adjustments, job.today);
+    let (effective, mut config_warnings) = effective::effective(&list, &job.adjustments, job.today);
+    let targets = job.outputs.iter().map(|o| &o.target);
+    config_warnings.extend(crate::render::postfix::setup_warnings(&job.render, targets));
     let mut files = Vec::new();
     let ctx = Renderer::context(
         RenderInput {

@@ -113,7 +113,7 @@ impl<'a> Context<'a> {
                 participants: participants.len(),
                 domains: domains.len(),
             },
-            postfix: PostfixDerived::new(opts),
+            postfix: PostfixDerived::new(opts, by_domain.iter().map(|(d, _)| *d)),
             exchange: ExchangeDerived {
                 address_spaces: super::exchange::address_spaces(&names, opts.subdomains),
             },

@@ -54,6 +54,8 @@ layer! {
         table_type: TableType,
         policy_path: String,
         senders_path: String,
+        ca_file: String,
+        relay: String,
     }
 }
 
@@ -99,7 +101,8 @@ fn de_some_domain<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Domai
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RenderOptions {
-    /// Also force TLS for every subdomain of each listed domain (and accept `*.x` entries in the list).
+    /// Also cover every subdomain in the Exim and Exchange outputs (the Postfix tables always do), and
+    /// accept `*.x` entries in the list.
     pub subdomains: bool,
     pub postfix: PostfixOptions,
     pub exim: EximOptions,
@@ -136,7 +139,7 @@ impl DomainOverride {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum PostfixLevel {
-    /// TLS without certificate checks: does not meet the scheme
+    /// TLS without certificate checks: does not meet the scheme (only per domain, in an [[override]])
     Encrypt,
     /// Trusted chain and a certificate matching the MX host name (recommended)
     #[default]
@@ -213,6 +216,11 @@ pub struct PostfixOptions {
     pub policy_path: String,
     /// Where the 5.2.4 senders table will live.
     pub senders_path: String,
+    /// `smtp_tls_CAfile` in the `main.cf` lines: the distribution's CA bundle (Debian's by default).
+    pub ca_file: String,
+    /// A relayhost or transport next hop (`[relay.example.no]:587`) that listed mail leaves through: the
+    /// policy table gets an entry for it, because Postfix then looks up the next hop, not the domain.
+    pub relay: Option<String>,
 }
 
 impl Default for PostfixOptions {
@@ -224,6 +232,8 @@ impl Default for PostfixOptions {
             table_type: TableType::Hash,
             policy_path: "/etc/postfix/bits_tls_policy".into(),
             senders_path: "/etc/postfix/bits_tls_senders".into(),
+            ca_file: "/etc/ssl/certs/ca-certificates.crt".into(),
+            relay: None,
         }
     }
 }
@@ -407,7 +417,61 @@ fn check_postfix(p: &PostfixOptions, key: &'static str) -> Result<(), OptionErro
     Ok(())
 }
 
+/// A relayhost-style next hop, normalised as the policy table key Postfix looks up (`[host]:port` as
+/// written, host in lower case); `None` when it is not one.
+pub fn relay_key(next_hop: &str) -> Option<String> {
+    let (host, port) = match next_hop.strip_prefix('[') {
+        Some(rest) => {
+            let (host, after) = rest.split_once(']')?;
+            match after {
+                "" => (host, None),
+                p => (host, Some(p.strip_prefix(':')?)),
+            }
+        }
+        None => match next_hop.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (next_hop, None),
+        },
+    };
+    let host = host.to_ascii_lowercase();
+    let ip = next_hop.starts_with('[') && host.parse::<std::net::Ipv4Addr>().is_ok();
+    if !ip && !crate::domain::is_normalised(&host) {
+        return None;
+    }
+    if let Some(p) = port {
+        let ok = !p.is_empty()
+            && p.len() <= 5
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && (1..=65535).contains(&p.parse::<u32>().ok()?);
+        if !ok {
+            return None;
+        }
+    }
+    let bracketed = next_hop.starts_with('[');
+    Some(match (bracketed, port) {
+        (true, Some(p)) => format!("[{host}]:{p}"),
+        (true, None) => format!("[{host}]"),
+        (false, Some(p)) => format!("{host}:{p}"),
+        (false, None) => host,
+    })
+}
+
 impl RenderOptions {
+    /// What needs saying on every run, whatever the list: per-domain `encrypt` overrides.
+    pub fn warnings(&self) -> Vec<String> {
+        self.overrides
+            .iter()
+            .filter(|o| o.postfix(&self.postfix).level == PostfixLevel::Encrypt)
+            .map(|o| {
+                format!(
+                    "[[override]] for {} sets the Postfix level `encrypt`: TLS without a certificate check, which does not meet the scheme (reason given: {})",
+                    o.domain,
+                    crate::sanitize::excerpt(&o.reason, 120)
+                )
+            })
+            .collect()
+    }
+
     /// Checks every value that reaches an output.
     pub fn validate(&self) -> Result<(), OptionError> {
         check_postfix(&self.postfix, "postfix.match")?;
@@ -421,8 +485,26 @@ impl RenderOptions {
             }
         }
         let p = &self.postfix;
+        if p.level == PostfixLevel::Encrypt {
+            return Err(bad(
+                "postfix.level",
+                "may not be `encrypt` for the whole list: it checks no certificate and does not meet the scheme; give the domains that need it an [[override]] with a reason",
+            ));
+        }
         check_path("postfix.policy_path", &p.policy_path)?;
         check_path("postfix.senders_path", &p.senders_path)?;
+        check_path("postfix.ca_file", &p.ca_file)?;
+        if let Some(r) = &p.relay {
+            if relay_key(r).is_none() {
+                return Err(bad(
+                    "postfix.relay",
+                    format!(
+                        "must be a next hop as in relayhost: `[host]`, `[host]:port`, `host` or `host:port`, not `{}`",
+                        crate::sanitize::excerpt(r, 80)
+                    ),
+                ));
+            }
+        }
         check_path("exim.domains_file", &self.exim.domains_file)?;
         if self.exim.verify_certificates != "system" {
             check_path("exim.verify_certificates", &self.exim.verify_certificates)?;

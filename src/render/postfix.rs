@@ -1,7 +1,7 @@
 //! Postfix: the `smtp_tls_policy_maps` table (outbound) and the `check_sender_access` table for
 //! requirement 5.2.4 (inbound), and the line grammar both must keep.
 
-use super::options::{PostfixOptions, RenderOptions};
+use super::options::{PostfixOptions, PostfixProtocols, RenderOptions};
 use serde::Serialize;
 use std::collections::HashSet;
 
@@ -12,13 +12,27 @@ pub struct PostfixDerived {
     pub policy_value: String,
     /// The value for domains with an `[[override]]`: domain → value.
     pub overrides: std::collections::BTreeMap<String, String>,
+    /// The UTF-8 key of each IDN domain (lower case, NFC), which Postfix looks up for SMTPUTF8 mail:
+    /// A-label → U-label.
+    pub utf8_keys: std::collections::BTreeMap<String, String>,
+    /// The policy table key for `relay` (`[host]:port`), when one is configured.
+    pub relay_key: Option<String>,
 }
 
 impl PostfixDerived {
-    pub fn new(opts: &RenderOptions) -> PostfixDerived {
+    pub fn new<'d>(
+        opts: &RenderOptions,
+        domains: impl Iterator<Item = &'d crate::domain::Domain>,
+    ) -> PostfixDerived {
         PostfixDerived {
             policy_value: policy_value(&opts.postfix),
             overrides: override_values(opts),
+            utf8_keys: utf8_keys(domains),
+            relay_key: opts
+                .postfix
+                .relay
+                .as_deref()
+                .and_then(super::options::relay_key),
         }
     }
 }
@@ -47,48 +61,137 @@ pub fn override_values(opts: &RenderOptions) -> std::collections::BTreeMap<Strin
         .collect()
 }
 
-/// A table key: a normalised domain, or `.domain` for its subdomains.
-fn key_ok(key: &str, allow_dot: bool) -> bool {
-    let bare = if allow_dot {
-        key.strip_prefix('.').unwrap_or(key)
-    } else {
-        key
+/// What a key names: the domain it stands for (A-label), and whether it is the `.domain` form.
+/// A-label keys, their `.domain` forms, U-label keys (see below) and relay next hops (`[host]:port`).
+fn key_domain(key: &str) -> Option<(String, bool)> {
+    let (dot, bare) = match key.strip_prefix('.') {
+        Some(rest) => (true, rest),
+        None => (false, key),
     };
-    crate::domain::is_normalised(bare)
+    if crate::domain::is_normalised(bare) {
+        return Some((bare.to_string(), dot));
+    }
+    // A U-label key: exactly the UTF-8 form of an A-label domain (Postfix looks it up for SMTPUTF8 mail).
+    // Whether that A-label is in the same output is checked by the caller.
+    if !bare.is_ascii() {
+        let d = crate::domain::Domain::parse(bare, crate::domain::DomainRules::default()).ok()?;
+        if d.utf8_key().as_deref() == Some(bare) {
+            return Some((d.as_str().to_string(), dot));
+        }
+    }
+    None
 }
 
-/// Every data line is `key<space>value` with a valid key, the configured value, no leading white space
-/// (which Postfix reads as a continuation of the previous line) and no duplicate key.
-pub fn check_policy(text: &str, opts: &RenderOptions) -> Result<(), (usize, String)> {
-    let want = policy_value(&opts.postfix);
-    let overrides = override_values(opts);
-    let level_ok = |v: &str| {
-        let level = v.split(' ').next().unwrap_or("");
-        ["encrypt", "verify", "secure", "dane-only"].contains(&level)
-            && v.split(' ').skip(1).all(|a| {
-                a.split_once('=').is_some_and(|(k, val)| {
-                    ["protocols", "match"].contains(&k) && !val.is_empty() && !val.contains(',')
-                })
-            })
+/// Whether a `protocols=` value keeps TLS 1.0, 1.1 and SSL out, written in the configured syntax:
+/// `>=TLSv1.2` (or `>=TLSv1.3`) for `modern`; exclusions (`!SSLv2:!SSLv3:!TLSv1:!TLSv1.1`) or inclusions of
+/// TLSv1.2/TLSv1.3 only for `legacy`, which Postfix before 3.6 also reads.
+fn floor_problem(value: &str, syntax: PostfixProtocols) -> Option<String> {
+    const ALL: [&str; 6] = ["SSLv2", "SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"];
+    const OLD: [&str; 4] = ["SSLv2", "SSLv3", "TLSv1", "TLSv1.1"];
+    if let Some(min) = value.strip_prefix(">=") {
+        return match syntax {
+            PostfixProtocols::Modern if ["TLSv1.2", "TLSv1.3"].contains(&min) => None,
+            PostfixProtocols::Modern => Some(format!("`protocols={value}` allows TLS below 1.2")),
+            PostfixProtocols::Legacy => Some(format!(
+                "`protocols={value}` needs Postfix 3.6; the configured syntax is legacy (`!SSLv2:!SSLv3:!TLSv1:!TLSv1.1`)"
+            )),
+        };
+    }
+    if syntax == PostfixProtocols::Modern {
+        return Some(format!(
+            "`protocols={value}` is not the configured modern syntax (`>=TLSv1.2`)"
+        ));
+    }
+    let parts: Vec<&str> = value.split(':').collect();
+    if parts
+        .iter()
+        .any(|p| !ALL.contains(&p.strip_prefix('!').unwrap_or(p)))
+    {
+        return Some(format!("`protocols={value}` names an unknown protocol"));
+    }
+    let included: Vec<&str> = parts
+        .iter()
+        .copied()
+        .filter(|p| !p.starts_with('!'))
+        .collect();
+    let excluded: Vec<&str> = parts.iter().filter_map(|p| p.strip_prefix('!')).collect();
+    let floor = if included.is_empty() {
+        OLD.iter().all(|o| excluded.contains(o))
+            && !(excluded.contains(&"TLSv1.2") && excluded.contains(&"TLSv1.3"))
+    } else {
+        included.iter().all(|p| ["TLSv1.2", "TLSv1.3"].contains(p))
+            && included.iter().any(|p| !excluded.contains(p))
     };
+    (!floor).then(|| format!("`protocols={value}` does not keep TLS below 1.2 out"))
+}
+
+/// Why a policy value does not force verified TLS 1.2+, or `None` when it does. `encrypt` passes only
+/// where an `[[override]]` (which has a reason) asks for it.
+fn value_problem(value: &str, opts: &RenderOptions, override_: Option<&String>) -> Option<String> {
+    let mut parts = value.split(' ');
+    let level = parts.next().unwrap_or("");
+    let encrypt_allowed = override_.is_some_and(|o| o.starts_with("encrypt "));
+    match level {
+        "verify" | "secure" | "dane-only" => {}
+        "encrypt" if encrypt_allowed => {}
+        "encrypt" => {
+            return Some(
+                "level `encrypt` checks no certificate and does not meet the scheme; only an [[override]] with a reason may ask for it"
+                    .into(),
+            )
+        }
+        other => return Some(format!("`{other}` is not a level that forces verified TLS")),
+    }
+    let mut protocols = None;
+    let mut seen_match = false;
+    for attr in parts {
+        match attr.split_once('=') {
+            Some(("protocols", v)) if protocols.is_none() && !v.is_empty() && !v.contains(',') => {
+                protocols = Some(v)
+            }
+            Some(("match", v))
+                if !seen_match
+                    && !v.is_empty()
+                    && !v.contains(',')
+                    && matches!(level, "verify" | "secure") =>
+            {
+                seen_match = true
+            }
+            _ => return Some(format!("unexpected attribute `{attr}`")),
+        }
+    }
+    match protocols {
+        None => Some("no `protocols=` TLS 1.2 floor".into()),
+        Some(v) => floor_problem(v, opts.postfix.protocols),
+    }
+}
+
+/// Every data line is `key<space>value` with a valid key, no leading white space (which Postfix reads as
+/// a continuation of the previous line) and no duplicate key. The check is semantic: every value forces
+/// verified TLS (`verify`, `secure`, `dane-only`, or `encrypt` where an `[[override]]` asks for it) with a
+/// TLS 1.2 floor in the configured syntax; a U-label key must be the UTF-8 form of an A-label key of the
+/// same output, with the same value.
+pub fn check_policy(text: &str, opts: &RenderOptions) -> Result<(), (usize, String)> {
+    let overrides = override_values(opts);
+    let relay = opts
+        .postfix
+        .relay
+        .as_deref()
+        .and_then(super::options::relay_key);
     let mut seen = HashSet::new();
+    let mut ascii: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+    let mut utf8 = Vec::new();
     for (n, line) in super::data_lines(text) {
         let (key, value) = split_entry(line).ok_or((n, "not `key value`".to_string()))?;
-        if !key_ok(key, true) {
-            return Err((n, format!("`{key}` is not a domain key")));
-        }
-        if !level_ok(value) {
-            return Err((n, format!("`{value}` is not a forcing TLS policy")));
-        }
-        // A template may vary the value per domain, but never below what is configured for it.
-        let expected = overrides
-            .get(key.strip_prefix('.').unwrap_or(key))
-            .unwrap_or(&want);
-        if value.starts_with("encrypt") && !expected.starts_with("encrypt") {
-            return Err((
-                n,
-                format!("`{value}` is weaker than the configured `{expected}`"),
-            ));
+        let domain = if relay.as_deref() == Some(key) {
+            None
+        } else {
+            let (domain, _) = key_domain(key).ok_or((n, format!("`{key}` is not a domain key")))?;
+            Some(domain)
+        };
+        let override_ = domain.as_ref().and_then(|d| overrides.get(d));
+        if let Some(problem) = value_problem(value, opts, override_) {
+            return Err((n, format!("`{key} {value}`: {problem}")));
         }
         if !seen.insert(key) {
             return Err((
@@ -96,26 +199,96 @@ pub fn check_policy(text: &str, opts: &RenderOptions) -> Result<(), (usize, Stri
                 format!("duplicate key `{key}` (postmap keeps only the first)"),
             ));
         }
+        if key.is_ascii() {
+            ascii.insert(key.to_string(), value);
+        } else if let Some(d) = domain {
+            let a_key = if key.starts_with('.') {
+                format!(".{d}")
+            } else {
+                d
+            };
+            utf8.push((n, key, a_key, value));
+        }
+    }
+    for (n, key, a_key, value) in utf8 {
+        match ascii.get(&a_key) {
+            Some(v) if *v == value => {}
+            Some(v) => {
+                return Err((
+                    n,
+                    format!("`{key}` has `{value}`, but its A-label `{a_key}` has `{v}`"),
+                ))
+            }
+            None => {
+                return Err((
+                    n,
+                    format!("`{key}` is not the UTF-8 form of a domain in this table"),
+                ))
+            }
+        }
     }
     Ok(())
 }
 
-/// `domain reject_plaintext_session`, one per line.
+/// `domain reject_plaintext_session`, one per line; keys as in the policy table (A-label, `.domain`,
+/// and the U-label of an A-label key of the same output).
 pub fn check_senders(text: &str) -> Result<(), (usize, String)> {
     let mut seen = HashSet::new();
+    let mut utf8 = Vec::new();
     for (n, line) in super::data_lines(text) {
         let (key, value) = split_entry(line).ok_or((n, "not `key value`".to_string()))?;
-        if !key_ok(key, false) {
-            return Err((n, format!("`{key}` is not a domain")));
-        }
+        let (domain, dot) = key_domain(key).ok_or((n, format!("`{key}` is not a domain")))?;
         if value != "reject_plaintext_session" {
             return Err((n, format!("unexpected action `{value}`")));
         }
         if !seen.insert(key) {
             return Err((n, format!("duplicate key `{key}`")));
         }
+        if !key.is_ascii() {
+            utf8.push((n, key, if dot { format!(".{domain}") } else { domain }));
+        }
+    }
+    for (n, key, a_key) in utf8 {
+        if !seen.contains(a_key.as_str()) {
+            return Err((
+                n,
+                format!("`{key}` is not the UTF-8 form of a domain in this table"),
+            ));
+        }
     }
     Ok(())
+}
+
+/// Warnings for diff, sync and check, which run on the mail server: `encrypt` overrides, and a CA file
+/// named in the policy header that this machine does not have (Postfix then verifies no certificate).
+pub fn setup_warnings<'a>(
+    opts: &RenderOptions,
+    targets: impl Iterator<Item = &'a super::Target>,
+) -> Vec<crate::list::Warning> {
+    let mut out: Vec<crate::list::Warning> = opts
+        .warnings()
+        .into_iter()
+        .map(crate::list::Warning::general)
+        .collect();
+    let ca = &opts.postfix.ca_file;
+    let mut targets = targets;
+    if targets.any(|t| *t == super::Target::BuiltIn(super::BuiltIn::PostfixPolicy))
+        && !std::path::Path::new(ca).is_file()
+    {
+        out.push(crate::list::Warning::general(format!(
+            "the CA file `{ca}` in the postfix-policy header (smtp_tls_CAfile) does not exist here: a missing smtp_tls_CAfile makes Postfix verify no certificate and give up TLS; set postfix.ca_file (--postfix-ca-file) to this system's bundle (RHEL: /etc/pki/tls/certs/ca-bundle.crt)"
+        )));
+    }
+    out
+}
+
+/// The UTF-8 keys for a list's domains: A-label → U-label, for domains that have one.
+pub fn utf8_keys<'a>(
+    domains: impl Iterator<Item = &'a crate::domain::Domain>,
+) -> std::collections::BTreeMap<String, String> {
+    domains
+        .filter_map(|d| d.utf8_key().map(|u| (d.to_string(), u)))
+        .collect()
 }
 
 fn split_entry(line: &str) -> Option<(&str, &str)> {
@@ -130,24 +303,80 @@ fn split_entry(line: &str) -> Option<(&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::render::options::DomainOverride;
+
+    const LEGACY: &str = "verify protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1";
 
     #[test]
     fn policy_grammar() {
         let o = RenderOptions::default();
-        let good = "# c\nbits.no verify protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1\n.bits.no verify protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1\n";
-        assert_eq!(check_policy(good, &o), Ok(()));
+        let good = format!("# c\nbits.no {LEGACY}\n.bits.no {LEGACY}\nxn--blbr-roah.no {LEGACY}\nblåbær.no {LEGACY}\n.xn--blbr-roah.no {LEGACY}\n.blåbær.no {LEGACY}\n");
+        assert_eq!(check_policy(&good, &o), Ok(()));
         for bad in [
-            "bits.no\n",
-            " bits.no verify\n",
-            "bits.no may\n",
-            "bits no verify\n",
-            "bits.no verify protocols=a,b\n",
-            "bits.no verify\nbits.no verify\n",
-            "bits.no encrypt\n",
+            "bits.no\n".to_string(),
+            format!(" bits.no {LEGACY}\n"),
+            "bits.no may\n".into(),
+            "bits no verify\n".into(),
+            "bits.no verify protocols=a,b\n".into(),
+            format!("bits.no {LEGACY}\nbits.no {LEGACY}\n"),
+            "bits.no encrypt protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1\n".into(),
+            // No floor, or a floor that lets TLS 1.1 through, or the other syntax.
+            "bits.no verify\n".into(),
+            "bits.no verify protocols=!SSLv2:!SSLv3:!TLSv1\n".into(),
+            "bits.no verify protocols=>=TLSv1.2\n".into(),
+            "bits.no verify protocols=TLSv1.1:TLSv1.2\n".into(),
+            "bits.no verify protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1 ciphers=low\n".into(),
+            "bits.no dane protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1\n".into(),
+            // A U-label alone, one that is not the canonical form, or one with another value.
+            format!("blåbær.no {LEGACY}\n"),
+            format!("xn--blbr-roah.no {LEGACY}\nBLÅBÆR.no {LEGACY}\n"),
+            format!("xn--blbr-roah.no {LEGACY}\nblåbær.no secure protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1\n"),
+            format!("bits.no {LEGACY}\nbïts.no {LEGACY}\n"),
         ] {
-            assert!(check_policy(bad, &o).is_err(), "{bad:?}");
+            assert!(check_policy(&bad, &o).is_err(), "{bad:?}");
         }
-        assert_eq!(check_senders("x.no reject_plaintext_session\n"), Ok(()));
+        let mut modern = RenderOptions::default();
+        modern.postfix.protocols = PostfixProtocols::Modern;
+        assert_eq!(
+            check_policy("bits.no verify protocols=>=TLSv1.2\n", &modern),
+            Ok(())
+        );
+        assert!(check_policy("bits.no verify protocols=>=TLSv1.1\n", &modern).is_err());
+        assert!(check_policy(&format!("bits.no {LEGACY}\n"), &modern).is_err());
+    }
+
+    #[test]
+    fn encrypt_only_where_an_override_asks() {
+        let mut o = RenderOptions::default();
+        let line = "bits.no encrypt protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1\n";
+        let err = check_policy(line, &o).unwrap_err();
+        assert_eq!(err.0, 1);
+        assert!(err.1.contains("bits.no encrypt"), "{err:?}");
+        o.overrides.push(DomainOverride {
+            domain: crate::domain::Domain::parse("bits.no", Default::default()).unwrap(),
+            reason: "their MX has a private CA, ticket 7".into(),
+            postfix_level: Some(crate::render::options::PostfixLevel::Encrypt),
+            postfix_match: None,
+        });
+        assert_eq!(check_policy(line, &o), Ok(()));
+        assert_eq!(o.warnings().len(), 1);
+    }
+
+    #[test]
+    fn relay_entry() {
+        let mut o = RenderOptions::default();
+        let line = format!("[smtp.bank.no]:587 {LEGACY}\n");
+        assert!(check_policy(&line, &o).is_err());
+        o.postfix.relay = Some("[SMTP.bank.no]:587".into());
+        assert_eq!(check_policy(&line, &o), Ok(()));
+        assert!(check_policy("[smtp.bank.no]:587 verify\n", &o).is_err());
+    }
+
+    #[test]
+    fn senders_grammar() {
+        let good = "x.no reject_plaintext_session\n.x.no reject_plaintext_session\nxn--blbr-roah.no reject_plaintext_session\nblåbær.no reject_plaintext_session\n";
+        assert_eq!(check_senders(good), Ok(()));
         assert!(check_senders("x.no OK\n").is_err());
+        assert!(check_senders("blåbær.no reject_plaintext_session\n").is_err());
     }
 }

@@ -5,8 +5,10 @@ It listens on ADDRESS:PORT and records, as JSON lines in LOG, every session: whe
 the TLS version, a failed handshake, and every message accepted (with whether it came encrypted).
 Modes:
   tls     offers STARTTLS with CERT/KEY (TLS 1.2 and newer)
-  oldtls  offers STARTTLS, but only TLS 1.0 and 1.1
+  oldtls  offers STARTTLS, but only TLS 1.1 with RSA key exchange (AES128-SHA): a client without a
+          TLS 1.2 floor (Postfix 3.7 with OpenSSL 3 included) delivers to it over TLS 1.1
   plain   offers no STARTTLS
+Every server offers SMTPUTF8. Messages are recorded with their text, so a delay notice can be read.
 It prints "ready" once it listens, and runs until killed.
 """
 import argparse
@@ -14,6 +16,10 @@ import json
 import socket
 import ssl
 import threading
+import warnings
+
+# TLS 1.1 is the point of the oldtls mode.
+warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
 def main():
@@ -31,8 +37,8 @@ def main():
     if args.mode != "plain":
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         if args.mode == "oldtls":
-            context.set_ciphers("DEFAULT:@SECLEVEL=0")
-            context.minimum_version = ssl.TLSVersion.TLSv1
+            context.set_ciphers("AES128-SHA:@SECLEVEL=0")
+            context.minimum_version = ssl.TLSVersion.TLSv1_1
             context.maximum_version = ssl.TLSVersion.TLSv1_1
         else:
             context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -74,11 +80,10 @@ def session(conn, context, name, record):
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             verb = line.split(" ", 1)[0].upper()
             if verb in ("EHLO", "HELO"):
+                send(f"250-mx.{name}.test")
                 if context is not None and not encrypted:
-                    send(f"250-mx.{name}.test")
-                    send("250 STARTTLS")
-                else:
-                    send(f"250 mx.{name}.test")
+                    send("250-STARTTLS")
+                send("250 SMTPUTF8")
             elif verb == "STARTTLS" and context is not None and not encrypted:
                 send("220 ready to start TLS")
                 try:
@@ -104,8 +109,9 @@ def session(conn, context, name, record):
                     if not raw or raw in (b".\r\n", b".\n"):
                         break
                     body.append(raw)
+                text = b"".join(body).decode("utf-8", "replace")
                 record({"event": "message", "encrypted": encrypted, "tls_version": version,
-                        "rcpt": rcpts, "bytes": sum(len(b) for b in body)})
+                        "rcpt": rcpts, "bytes": sum(len(b) for b in body), "text": text[:20000]})
                 send("250 accepted")
             elif verb == "QUIT":
                 send("221 bye")

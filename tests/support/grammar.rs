@@ -14,6 +14,17 @@ pub fn is_domain(s: &str) -> bool {
         })
 }
 
+/// A Postfix table key's domain: an A-label domain, or the UTF-8 form Postfix looks up for SMTPUTF8
+/// mail, which must convert back to an A-label domain (returned).
+fn postfix_key_domain(key: &str) -> Option<String> {
+    let bare = key.strip_prefix('.').unwrap_or(key);
+    if is_domain(bare) {
+        return Some(bare.to_string());
+    }
+    let d = bits_tls::domain::Domain::parse(bare, Default::default()).ok()?;
+    (d.utf8_key().as_deref() == Some(bare)).then(|| d.to_string())
+}
+
 pub fn is_comment(line: &str) -> bool {
     line.trim_start().starts_with('#')
 }
@@ -46,19 +57,19 @@ pub fn grammar(target: &str, out: &str, baseline: &str) -> Result<Vec<String>, S
                         (k == "protocols" || k == "match") && !v.is_empty() && !v.contains(',')
                     })
                 });
-                let bare = key.strip_prefix('.').unwrap_or(key);
-                if !is_domain(bare)
-                    || !["encrypt", "verify", "secure", "dane-only"].contains(&level)
-                    || !attrs_ok
-                {
+                let Some(domain) = postfix_key_domain(key) else {
+                    return fail();
+                };
+                if !["encrypt", "verify", "secure", "dane-only"].contains(&level) || !attrs_ok {
                     return fail();
                 }
-                domains.push(bare.to_string());
+                domains.push(domain);
             }
             "postfix-senders" => match line.split_once(' ') {
-                Some((d, "reject_plaintext_session")) if is_domain(d) => {
-                    domains.push(d.to_string())
-                }
+                Some((key, "reject_plaintext_session")) => match postfix_key_domain(key) {
+                    Some(d) => domains.push(d),
+                    None => return fail(),
+                },
                 _ => return fail(),
             },
             "exim-domains" => {

@@ -361,7 +361,9 @@ pub fn try_sender(
         s = s.starttls(ca);
         assert_eq!(s.cmd("EHLO client.test.example").0, 250);
     }
-    let mail = s.cmd(&format!("MAIL FROM:<{sender}>"));
+    // An internationalised address is sent as SMTPUTF8 mail (RFC 6531).
+    let utf8 = if sender.is_ascii() { "" } else { " SMTPUTF8" };
+    let mail = s.cmd(&format!("MAIL FROM:<{sender}>{utf8}"));
     let rcpt = s.cmd(&format!("RCPT TO:<{rcpt}>"));
     let _ = s.cmd("QUIT");
     (rcpt, mail)
