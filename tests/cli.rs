@@ -181,3 +181,24 @@ fn closed_pipe_exits_quietly() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
 }
+
+#[test]
+fn closed_pipe_never_panics_or_complains() {
+    for args in [
+        vec!["completions", "zsh"],
+        vec!["completions", "bash"],
+        vec!["man"],
+        vec!["fetch", "--format", "json"],
+        vec!["fetch", "--format", "csv"],
+        vec!["render", "exim-config"],
+    ] {
+        let mut cmd = support::bits_std();
+        cmd.args(&args);
+        if args[0] != "completions" && args[0] != "man" {
+            cmd.arg("--source").arg(support::example_csv()).arg("-q");
+        }
+        let (code, stderr) = support::with_closed_stdout(cmd);
+        assert_eq!(code, Some(0), "{args:?}: {stderr}");
+        assert_eq!(stderr, "", "{args:?}");
+    }
+}

@@ -733,3 +733,29 @@ fn csv_moved_to_a_new_link_with_the_same_bytes() {
         Some("\"n1\"")
     );
 }
+
+/// A reader that goes away (`| head -1`) must not turn drift, pending changes or a refusal into 0, and
+/// the diagnostics still reach stderr.
+#[test]
+fn closed_stdout_keeps_the_real_exit_code() {
+    let w = Work::new(&names(12), "");
+    w.cmd(&["sync"]).success();
+    let run = |args: &[&str]| {
+        let mut cmd = support::bits_std();
+        cmd.current_dir(w.dir.path()).args(args);
+        support::with_closed_stdout(cmd)
+    };
+    std::fs::write(w.path("out/exim"), "hand edit\n").unwrap();
+    let (code, stderr) = run(&["check"]);
+    assert_eq!(code, Some(2), "drift: {stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+    w.cmd(&["sync"]).success();
+    w.serve(&names(13));
+    assert_eq!(run(&["diff"]).0, Some(2), "pending changes");
+    assert_eq!(run(&["diff", "--format", "json"]).0, Some(2));
+    w.serve(&names(6));
+    let (code, stderr) = run(&["sync", "-q"]);
+    assert_eq!(code, Some(3), "a refusal: {stderr}");
+    assert!(stderr.contains("error: refused"), "{stderr}");
+    assert!(stderr.contains("hint:"), "{stderr}");
+}

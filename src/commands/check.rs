@@ -43,7 +43,7 @@ pub fn run(
         files: &plan.files,
         online: online.as_ref(),
     };
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::report::stdout();
     report::check::write(&mut out, &check, args.format).context("writing to stdout")?;
     out.flush().context("writing to stdout")?;
     let drift = check.drift().next().is_some();

@@ -33,7 +33,7 @@ pub fn plan_and_show(job: &Job, format: Format, printer: &Printer) -> anyhow::Re
 }
 
 pub fn show(p: &Plan, format: Format) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::report::stdout();
     report::plan::write(&mut out, p, format).context("writing to stdout")?;
     out.flush().context("writing to stdout")?;
     Ok(())

@@ -24,7 +24,7 @@ pub fn run(
     for w in &fetched.list.warnings {
         printer.warning(w);
     }
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::report::stdout();
     report::list::write(&mut out, args.format, &fetched.provenance, &fetched.list)?;
     out.flush().context("writing to stdout")?;
     Ok(ExitStatus::Success)

@@ -10,6 +10,7 @@ pub mod sync;
 use crate::cli::{Cli, ColorWhen, Command};
 use crate::exit::ExitStatus;
 use crate::printer::{Printer, Verbosity};
+use std::io::Write;
 
 /// Runs the parsed command line. Errors are returned, never printed or exited on here.
 pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
@@ -34,13 +35,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Check(args) => check::run(&args, config, &printer),
         Command::Init(args) => init::run(&args, &printer),
         Command::Completions { shell } => {
-            let mut out = std::io::stdout().lock();
+            let mut out = crate::report::stdout();
             clap_complete::generate(shell, &mut crate::settings::command(), "bits-tls", &mut out);
+            out.flush()?;
             Ok(ExitStatus::Success)
         }
         Command::Man => {
-            clap_mangen::Man::new(crate::settings::command())
-                .render(&mut std::io::stdout().lock())?;
+            let mut out = crate::report::stdout();
+            clap_mangen::Man::new(crate::settings::command()).render(&mut out)?;
+            out.flush()?;
             Ok(ExitStatus::Success)
         }
     }

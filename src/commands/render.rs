@@ -38,7 +38,7 @@ pub fn run(
         list: &fetched.list,
     };
     let text = renderer.render(&target, input, &options)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::report::stdout();
     out.write_all(text.as_bytes())
         .context("writing to stdout")?;
     out.flush().context("writing to stdout")?;

@@ -44,7 +44,7 @@ pub fn run(
     }
     let outcome = apply::apply(&job, &plan, plan.guard.is_some(), chrono::Utc::now())?;
     if outcome.changed && printer.verbosity > crate::printer::Verbosity::Quiet {
-        let mut out = std::io::stdout().lock();
+        let mut out = crate::report::stdout();
         report::sync::applied(&mut out, &plan, &outcome)?;
         out.flush()?;
     } else if !outcome.changed {

@@ -13,6 +13,33 @@ use crate::list::Participant;
 use crate::plan::ParticipantChange;
 use crate::sanitize::for_terminal;
 use crate::source::Provenance;
+use std::io;
+
+/// Standard output for data: buffered (a report is a few large writes, not one per line), and a reader
+/// that went away (`bits-tls check | head -1`) is not an error — the rest is dropped, diagnostics still go
+/// to stderr, and the command ends with its real exit code (drift stays 2, a refusal 3).
+pub fn stdout() -> io::BufWriter<ClosedPipeOk<io::Stdout>> {
+    io::BufWriter::with_capacity(64 * 1024, ClosedPipeOk(io::stdout()))
+}
+
+/// A writer for which a closed pipe is the end of interest, not a failure.
+pub struct ClosedPipeOk<W>(pub W);
+
+impl<W: io::Write> io::Write for ClosedPipeOk<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.0.write(buf) {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(buf.len()),
+            other => other,
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self.0.flush() {
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            other => other,
+        }
+    }
+}
 
 /// The version of every JSON document bits-tls prints. A field is only ever added within a version.
 pub const JSON_VERSION: u32 = 1;

@@ -46,6 +46,22 @@ pub fn bits_std() -> std::process::Command {
     cmd
 }
 
+/// Runs `cmd` with a standard output whose reader has already gone away (`| head` that closed early):
+/// every write fails with EPIPE. Returns the exit code and what went to stderr.
+pub fn with_closed_stdout(mut cmd: std::process::Command) -> (Option<i32>, String) {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = cmd
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
