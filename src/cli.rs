@@ -324,10 +324,9 @@ pub struct CheckArgs {
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// Where to write it
-    #[arg(default_value = "bits-tls.toml")]
-    pub path: PathBuf,
-    /// Overwrite an existing file
+    /// Where to write it; `-` prints it [default: --config, else ./bits-tls.toml]
+    pub path: Option<PathBuf>,
+    /// Replace an existing file (the old one is kept as FILE.bak)
     #[arg(long)]
     pub force: bool,
 }

@@ -120,25 +120,101 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the configuration `{}` is not valid", .path.display())]
+    #[error("the configuration `{}` is not valid{}", .path.display(), .table.as_ref().map(|t| format!(" (in {t})")).unwrap_or_default())]
     Parse {
         path: PathBuf,
+        /// The table the problem is in, e.g. `[[override]] #2`.
+        table: Option<String>,
         #[source]
         source: toml::de::Error,
     },
     #[error("in `{}`: {message}", .path.display())]
     Invalid { path: PathBuf, message: String },
+    #[error("no outputs are configured, so `{command}` has nothing to {verb}{}", match .config { Some(p) => format!(" (configuration `{}`)", p.display()), None => " (no configuration file was found)".into() })]
+    NoOutputs {
+        command: &'static str,
+        verb: &'static str,
+        config: Option<PathBuf>,
+    },
 }
+
+/// The advice after a configuration error: it must never hurt (no command that overwrites the file).
+const EXAMPLE_HINT: &str =
+    "`bits-tls init -` prints a commented example of every setting (it writes no file)";
 
 impl ConfigError {
     pub fn hint(&self) -> Option<String> {
         match self {
-            ConfigError::Parse { .. } | ConfigError::Invalid { .. } => {
-                Some("`bits-tls init --force` writes a commented example of every setting".into())
-            }
+            ConfigError::Parse { source, .. } => Some(
+                did_you_mean(source.message())
+                    .map(|k| format!("did you mean `{k}`?"))
+                    .unwrap_or_else(|| EXAMPLE_HINT.into()),
+            ),
+            ConfigError::Invalid { .. } => Some(EXAMPLE_HINT.into()),
+            ConfigError::NoOutputs { config: Some(p), .. } => Some(format!(
+                "add [[output]] entries to `{}`, or name them with --output TARGET=PATH",
+                p.display()
+            )),
+            ConfigError::NoOutputs { config: None, .. } => Some(format!(
+                "pass --config PATH (e.g. /etc/bits-tls/bits-tls.toml; no ./{DEFAULT_FILE} in `{}`), or --output TARGET=PATH",
+                std::env::current_dir().unwrap_or_default().display()
+            )),
             ConfigError::Read { .. } => None,
         }
     }
+}
+
+/// For serde's "unknown field `lock_timout`, expected one of `a`, `b`": the expected key closest to the
+/// unknown one, if it is close enough to be a typo.
+fn did_you_mean(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (unknown, expected) = rest.split_once('`')?;
+    expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|k| (edit_distance(unknown, k), k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min()
+        .map(|(_, k)| k.to_string())
+}
+
+/// Levenshtein distance, for typos in short keys.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// The table a byte offset of a TOML text is in, as a person counts: `[postfix]`, `[[override]] #2`.
+fn table_at(text: &str, offset: usize) -> Option<String> {
+    let mut current = None;
+    let mut counts: std::collections::HashMap<String, usize> = Default::default();
+    let mut pos = 0;
+    for line in text.split_inclusive('\n') {
+        if pos > offset {
+            break;
+        }
+        pos += line.len();
+        let t = line.trim();
+        if let Some(name) = t.strip_prefix("[[").and_then(|r| r.split_once("]]")) {
+            let n = counts.entry(name.0.trim().to_string()).or_default();
+            *n += 1;
+            current = Some(format!("`[[{}]]` #{n}", name.0.trim()));
+        } else if let Some(name) = t.strip_prefix('[').and_then(|r| r.split_once(']')) {
+            current = Some(format!("`[{}]`", name.0.trim()));
+        }
+    }
+    current
 }
 
 impl Config {
@@ -150,6 +226,7 @@ impl Config {
         })?;
         let mut cfg: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse {
             path: path.into(),
+            table: source.span().and_then(|s| table_at(&text, s.start)),
             source,
         })?;
         cfg.path = Some(path.to_path_buf());
@@ -410,6 +487,22 @@ mod tests {
             Target::BuiltIn(crate::render::BuiltIn::PostfixPolicy)
         );
         assert_eq!(c.safety, Safety::default());
+    }
+
+    #[test]
+    fn typos_get_a_suggestion_and_the_table_is_named() {
+        let text = "[[override]]\ndomain = \"a.no\"\nreason = \"r\"\n[[override]]\ndomain = \"b.no\"\nreason = \"r\"\npostfix_levle = \"verify\"\n";
+        let e: toml::de::Error = toml::from_str::<Config>(text).unwrap_err();
+        assert_eq!(
+            table_at(text, e.span().unwrap().start).as_deref(),
+            Some("`[[override]]` #2")
+        );
+        assert_eq!(did_you_mean(e.message()).as_deref(), Some("postfix_level"));
+        let e = toml::from_str::<Config>("[safety]\nlock_timout = 5\n").unwrap_err();
+        assert_eq!(did_you_mean(e.message()).as_deref(), Some("lock_timeout"));
+        let e = toml::from_str::<Config>("[safety]\nsomething_else = 5\n").unwrap_err();
+        assert_eq!(did_you_mean(e.message()), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 
     #[test]

@@ -274,6 +274,24 @@ pub fn job(cfg: &Config, args: &JobArgs, today: chrono::NaiveDate) -> anyhow::Re
     })
 }
 
+/// `sync` and `check` work on outputs: with none, a cron line that lost `--config` must fail loudly
+/// rather than report success and write a state in the working directory.
+pub fn require_outputs(
+    job: &Job,
+    cfg: &Config,
+    command: &'static str,
+    verb: &'static str,
+) -> Result<(), config::ConfigError> {
+    if job.outputs.is_empty() {
+        return Err(config::ConfigError::NoOutputs {
+            command,
+            verb,
+            config: cfg.path.clone(),
+        });
+    }
+    Ok(())
+}
+
 /// Every default, in the shape of `bits-tls.toml` (`postfix.level`, `timeout`, `safety.backups`, …).
 /// Built from the options types' `Default`, the one place a default is written.
 pub fn defaults() -> serde_json::Value {

@@ -27,14 +27,11 @@ fn render(dir: &tempfile::TempDir, args: &[&str]) -> String {
 #[test]
 fn a_flag_turns_off_a_boolean_the_file_turns_on() {
     let dir = with_config("subdomains = true\n[exchange_online]\ninbound = true\n");
-    let file_says = render(&dir, &["postfix-policy"]);
+    let file_says = render(&dir, &["exim-domains"]);
+    assert!(file_says.lines().any(|l| l == "*.bits.no"), "{file_says}");
+    let flag_says = render(&dir, &["exim-domains", "--no-subdomains"]);
     assert!(
-        file_says.lines().any(|l| l.starts_with(".bits.no ")),
-        "{file_says}"
-    );
-    let flag_says = render(&dir, &["postfix-policy", "--no-subdomains"]);
-    assert!(
-        !flag_says.lines().any(|l| l.starts_with('.')),
+        !flag_says.lines().any(|l| l.starts_with("*.")),
         "{flag_says}"
     );
     assert!(render(&dir, &["exchange-online"]).contains("New-InboundConnector"));
@@ -42,8 +39,8 @@ fn a_flag_turns_off_a_boolean_the_file_turns_on() {
         !render(&dir, &["exchange-online", "--no-exo-inbound"]).contains("New-InboundConnector")
     );
     // The last of a pair wins on the command line.
-    let last = render(&dir, &["postfix-policy", "--no-subdomains", "--subdomains"]);
-    assert!(last.lines().any(|l| l.starts_with(".bits.no ")));
+    let last = render(&dir, &["exim-domains", "--no-subdomains", "--subdomains"]);
+    assert!(last.lines().any(|l| l == "*.bits.no"));
 }
 
 #[test]

@@ -19,6 +19,7 @@ pub fn run(
 ) -> anyhow::Result<ExitStatus> {
     let cfg = Config::discover(config)?;
     let job = settings::job(&cfg, &args.job, chrono::Local::now().date_naive())?;
+    settings::require_outputs(&job, &cfg, "check", "compare")?;
     let plan = plan::prepare(&job, ListFrom::State, &printer.log())?;
     plan.config_warnings.iter().for_each(|w| printer.warning(w));
     let state = plan.previous.as_ref().expect("check reads the state");

@@ -33,7 +33,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Diff(args) => diff::run(&args, config, &printer),
         Command::Sync(args) => sync::run(&args, config, &printer),
         Command::Check(args) => check::run(&args, config, &printer),
-        Command::Init(args) => init::run(&args, &printer),
+        Command::Init(args) => init::run(&args, config, &printer),
         Command::Completions { shell } => {
             let mut out = crate::report::stdout();
             clap_complete::generate(shell, &mut crate::settings::command(), "bits-tls", &mut out);

@@ -17,6 +17,7 @@ pub fn run(
 ) -> anyhow::Result<ExitStatus> {
     let cfg = Config::discover(config)?;
     let job = settings::job(&cfg, &args.job, chrono::Local::now().date_naive())?;
+    settings::require_outputs(&job, &cfg, "sync", "write")?;
     if args.dry_run {
         return super::diff::plan_and_show(&job, Format::Text, printer);
     }
