@@ -126,7 +126,7 @@ pub enum ConfigError {
         /// The table the problem is in, e.g. `[[override]] #2`.
         table: Option<String>,
         #[source]
-        source: toml::de::Error,
+        source: Box<toml::de::Error>,
     },
     #[error("in `{}`: {message}", .path.display())]
     Invalid { path: PathBuf, message: String },
@@ -227,7 +227,7 @@ impl Config {
         let mut cfg: Config = toml::from_str(&text).map_err(|source| ConfigError::Parse {
             path: path.into(),
             table: source.span().and_then(|s| table_at(&text, s.start)),
-            source,
+            source: Box::new(source),
         })?;
         cfg.path = Some(path.to_path_buf());
         cfg.check()?;
