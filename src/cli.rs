@@ -98,6 +98,9 @@ pub struct FetchArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = report::list::Format::Text)]
     pub format: report::list::Format,
+    /// Print an empty list instead of failing (exit 1) on one
+    #[arg(long)]
+    pub allow_empty: bool,
 }
 
 /// Where the list comes from and how it is downloaded.
@@ -140,6 +143,13 @@ pub struct RenderArgs {
     /// Take templates from this directory where it has a file of the built-in name (e.g. postfix-policy.j2)
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
+    /// Write to FILE atomically (temporary file, fsync, rename, mode kept) instead of stdout; `sync` is
+    /// the way to keep a server's files in step
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Render an empty list instead of failing (exit 1) on one
+    #[arg(long)]
+    pub allow_empty: bool,
     #[command(flatten)]
     pub source: SourceArgs,
     #[command(flatten)]

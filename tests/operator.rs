@@ -103,3 +103,97 @@ fn sync_and_check_without_outputs_fail_and_write_nothing() {
             "add [[output]] entries to `bits-tls.toml`",
         ));
 }
+
+#[test]
+fn render_writes_atomically_and_refuses_an_empty_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("policy");
+    bits()
+        .args([
+            "render",
+            "postfix-policy",
+            "-q",
+            "--output",
+            out.to_str().unwrap(),
+            "--source",
+        ])
+        .arg(example_csv())
+        .assert()
+        .success()
+        .stdout("");
+    assert!(std::fs::read_to_string(&out)
+        .unwrap()
+        .contains("bits.no verify"));
+    let empty = dir.path().join("empty.csv");
+    std::fs::write(&empty, "Virksomhet;Domene\nIngen;not a domain\n").unwrap();
+    for cmd in ["render", "fetch"] {
+        let mut c = bits();
+        c.arg(cmd);
+        if cmd == "render" {
+            c.args(["postfix-policy", "--output", out.to_str().unwrap()]);
+        }
+        c.args(["--source", empty.to_str().unwrap()])
+            .assert()
+            .code(1)
+            .stderr(
+                predicate::str::contains("holds no domains")
+                    .and(predicate::str::contains("--allow-empty")),
+            );
+    }
+    assert!(
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .contains("bits.no verify"),
+        "the file is as it was"
+    );
+    bits()
+        .args([
+            "fetch",
+            "--allow-empty",
+            "--source",
+            empty.to_str().unwrap(),
+        ])
+        .assert()
+        .success();
+}
+
+#[test]
+fn template_mistakes_are_named_before_the_download() {
+    let dir = tempfile::tempdir().unwrap();
+    let tpl = dir.path().join("mine.j2");
+    std::fs::write(
+        &tpl,
+        "# {{ tool.name }}\n{% for d in domains %}{{ d.nmae }}\n{% endfor %}",
+    )
+    .unwrap();
+    bits()
+        .args(["render", "--template", tpl.to_str().unwrap(), "--source"])
+        .arg(example_csv())
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains("mine.j2")
+                .and(predicate::str::contains("line 2"))
+                .and(predicate::str::contains("`d.nmae`")),
+        );
+    // A missing template or templates directory fails before any request is made.
+    let missing = dir.path().join("nope.j2");
+    let server = support::Server::start(vec![]);
+    for args in [
+        vec!["render", "--template", missing.to_str().unwrap()],
+        vec!["render", "postfix-policy", "--templates", "/no/such/dir"],
+        vec![
+            "render",
+            "postfix-policy",
+            "--templates",
+            dir.path().to_str().unwrap(),
+        ],
+    ] {
+        bits()
+            .args(&args)
+            .args(["--allow-http", "--source", &server.url("/tls")])
+            .assert()
+            .code(1);
+    }
+    assert!(server.hits("/tls").is_empty(), "nothing was downloaded");
+}

@@ -24,6 +24,7 @@ pub fn run(
     for w in &fetched.list.warnings {
         printer.warning(w);
     }
+    source::require_domains(&fetched, &settings.location, args.allow_empty)?;
     let mut out = crate::report::stdout();
     report::list::write(&mut out, args.format, &fetched.provenance, &fetched.list)?;
     out.flush().context("writing to stdout")?;

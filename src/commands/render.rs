@@ -4,7 +4,7 @@ use crate::cli::RenderArgs;
 use crate::config::Config;
 use crate::exit::ExitStatus;
 use crate::printer::Printer;
-use crate::render::{RenderInput, Renderer, Target};
+use crate::render::{RenderError, RenderInput, Renderer, Target};
 use crate::settings::{self, SourceSettings};
 use crate::source;
 use anyhow::Context;
@@ -24,12 +24,19 @@ pub fn run(
         (None, Some(name)) => Target::BuiltIn(name),
         (None, None) => unreachable!("clap requires a target or --template"),
     };
-    // Templates are loaded before the download, so a broken template fails fast.
+    // Templates are loaded before the download, so a broken or missing template fails fast.
     let renderer = Renderer::new(args.templates.as_deref())?;
+    if let Target::Template(path) = &target {
+        std::fs::metadata(path).map_err(|source| RenderError::Read {
+            path: path.clone(),
+            source,
+        })?;
+    }
     let fetched = source::fetch(&src.location, &src.fetch, &printer.log())?;
     for w in &fetched.list.warnings {
         printer.warning(w);
     }
+    source::require_domains(&fetched, &src.location, args.allow_empty)?;
     for w in options.warnings() {
         printer.warning(&crate::list::Warning::general(w));
     }
@@ -38,6 +45,11 @@ pub fn run(
         list: &fetched.list,
     };
     let text = renderer.render(&target, input, &options)?;
+    if let Some(path) = &args.output {
+        crate::write::write_atomic(path, text.as_bytes())?;
+        printer.note(&format!("wrote {}", path.display()));
+        return Ok(ExitStatus::Success);
+    }
     let mut out = crate::report::stdout();
     out.write_all(text.as_bytes())
         .context("writing to stdout")?;

@@ -28,12 +28,15 @@ pub enum RenderError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the template for {target} failed")]
+    #[error("the template {file} failed{}: {problem}", .line.map(|l| format!(" at line {l}")).unwrap_or_default())]
     Template {
-        target: String,
-        #[source]
-        source: minijinja::Error,
+        /// The file the template came from (`built-in postfix-policy.j2`, or a path).
+        file: String,
+        line: Option<usize>,
+        problem: String,
     },
+    #[error("the templates directory `{}` {problem}", .path.display())]
+    TemplatesDir { path: PathBuf, problem: String },
     #[error(transparent)]
     Option(#[from] OptionError),
     #[error("the {target} output failed its check at line {line}: {problem}")]
@@ -50,6 +53,10 @@ impl RenderError {
             RenderError::Template { .. } => Some(
                 "templates see only the variables documented in the README; an unknown variable is an error".into(),
             ),
+            RenderError::TemplatesDir { .. } => Some(format!(
+                "--templates takes a directory holding files named like the built-in templates: {}",
+                BuiltIn::ALL.map(|t| t.spec().template).join(", ")
+            )),
             RenderError::Output { .. } => Some(
                 "nothing was written; if you override templates (--templates), keep every line in the target's syntax".into(),
             ),
@@ -70,6 +77,42 @@ pub struct RenderInput<'a> {
 /// directory.
 pub struct Renderer {
     env: Environment<'static>,
+    /// Where each template came from, for errors: template name → `built-in x.j2` or a path.
+    origins: std::collections::HashMap<String, String>,
+}
+
+/// A template error, said as a template author needs it: which file, which line, and for an undefined
+/// variable, which one.
+fn template_error(
+    env: &Environment,
+    origins: &std::collections::HashMap<String, String>,
+    err: minijinja::Error,
+) -> RenderError {
+    let name = err.name().unwrap_or("template").to_string();
+    let file = origins
+        .get(&name)
+        .cloned()
+        .unwrap_or_else(|| format!("`{name}`"));
+    let source = env.get_template(&name).ok().map(|t| t.source().to_string());
+    let snippet = err
+        .range()
+        .zip(source.as_deref())
+        .and_then(|(r, src)| src.get(r))
+        .map(|s| crate::sanitize::excerpt(s.trim(), 60));
+    let problem = match (err.kind(), snippet) {
+        (minijinja::ErrorKind::UndefinedError, Some(expr)) => {
+            format!("undefined variable or field in `{expr}`")
+        }
+        _ => match err.detail() {
+            Some(d) => format!("{} ({d})", err.kind()),
+            None => err.kind().to_string(),
+        },
+    };
+    RenderError::Template {
+        file,
+        line: err.line(),
+        problem,
+    }
 }
 
 impl Renderer {
@@ -83,19 +126,39 @@ impl Renderer {
         env.add_filter("comment", |s: String| crate::sanitize::comment(&s));
         env.add_filter("ps_quote", |s: String| exchange::ps_quote(&s));
         let embedded = BuiltIn::ALL.map(|t| (t.spec().template, t.spec().source));
-        for (name, text) in std::iter::once(HEADER).chain(embedded) {
-            let text = match templates_dir.map(|d| d.join(name)).filter(|p| p.is_file()) {
-                Some(path) => std::fs::read_to_string(&path)
-                    .map_err(|source| RenderError::Read { path, source })?,
-                None => text.to_string(),
-            };
-            env.add_template_owned(name, text)
-                .map_err(|source| RenderError::Template {
-                    target: name.to_string(),
-                    source,
-                })?;
+        let mut origins = std::collections::HashMap::new();
+        let mut overridden = 0;
+        if let Some(d) = templates_dir.filter(|d| !d.is_dir()) {
+            return Err(RenderError::TemplatesDir {
+                path: d.to_path_buf(),
+                problem: "is not a directory".into(),
+            });
         }
-        Ok(Renderer { env })
+        for (name, text) in std::iter::once(HEADER).chain(embedded) {
+            let (text, origin) = match templates_dir.map(|d| d.join(name)).filter(|p| p.is_file()) {
+                Some(path) => {
+                    overridden += 1;
+                    let text =
+                        std::fs::read_to_string(&path).map_err(|source| RenderError::Read {
+                            path: path.clone(),
+                            source,
+                        })?;
+                    (text, format!("`{}`", path.display()))
+                }
+                None => (text.to_string(), format!("built-in `{name}`")),
+            };
+            origins.insert(name.to_string(), origin);
+            if let Err(e) = env.add_template_owned(name, text) {
+                return Err(template_error(&env, &origins, e));
+            }
+        }
+        if let Some(d) = templates_dir.filter(|_| overridden == 0) {
+            return Err(RenderError::TemplatesDir {
+                path: d.to_path_buf(),
+                problem: "holds no template of a built-in name, so nothing would change".into(),
+            });
+        }
+        Ok(Renderer { env, origins })
     }
 
     /// Renders one target, then checks the result line by line.
@@ -126,10 +189,6 @@ impl Renderer {
         ctx: &minijinja::Value,
         opts: &RenderOptions,
     ) -> Result<String, RenderError> {
-        let fail = |source| RenderError::Template {
-            target: target.to_string(),
-            source,
-        };
         let text = match target {
             Target::Template(path) => {
                 let src = std::fs::read_to_string(path).map_err(|source| RenderError::Read {
@@ -137,20 +196,22 @@ impl Renderer {
                     source,
                 })?;
                 let mut env = self.env.clone();
-                env.add_template_owned("user", src).map_err(fail)?;
-                let text = env
-                    .get_template("user")
+                let mut origins = self.origins.clone();
+                origins.insert("user".into(), format!("`{}`", path.display()));
+                env.add_template_owned("user", src)
+                    .map_err(|e| template_error(&self.env, &origins, e))?;
+                let fail = |e| template_error(&env, &origins, e);
+                let tpl = env.get_template("user").map_err(fail)?;
+                tpl.render(ctx).map_err(fail)?
+            }
+            Target::BuiltIn(t) => {
+                let fail = |e| template_error(&self.env, &self.origins, e);
+                self.env
+                    .get_template(t.spec().template)
                     .map_err(fail)?
                     .render(ctx)
-                    .map_err(fail)?;
-                text
+                    .map_err(fail)?
             }
-            Target::BuiltIn(t) => self
-                .env
-                .get_template(t.spec().template)
-                .map_err(fail)?
-                .render(ctx)
-                .map_err(fail)?,
         };
         let mut text = text;
         if !text.ends_with('\n') {

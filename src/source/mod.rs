@@ -186,6 +186,8 @@ pub enum FetchError {
     },
     #[error("{url} answered 304 Not Modified to a request that was not conditional")]
     UnexpectedNotModified { url: String },
+    #[error("the list from {from} holds no domains")]
+    Empty { from: String },
 }
 
 impl FetchError {
@@ -199,6 +201,7 @@ impl FetchError {
             FetchError::HtmlInsteadOfCsv { .. } => "the link may now lead to a login or error page; open it in a browser".into(),
             FetchError::Layout { source, .. } => source.hint().into(),
             FetchError::UnexpectedNotModified { .. } => "a proxy may be caching wrongly; try again".into(),
+            FetchError::Empty { .. } => "the warnings above say why rows were left out; pass --allow-empty if an empty list is really meant".into(),
         })
     }
 }
@@ -289,6 +292,21 @@ pub fn fetch(
             url: source.to_string(),
         }),
     }
+}
+
+/// Refuses a list without a single domain (`fetch` and `render`; `sync` has its own guard), unless
+/// the caller allows it.
+pub fn require_domains(
+    fetched: &Fetched,
+    source: &Location,
+    allow_empty: bool,
+) -> Result<(), FetchError> {
+    if fetched.list.domains().is_empty() && !allow_empty {
+        return Err(FetchError::Empty {
+            from: source.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// What the previous run got: its provenance and HTTP validators.
