@@ -36,9 +36,16 @@ pub fn run(
     plan.config_warnings.iter().for_each(|w| printer.warning(w));
     if let Some(reason) = &plan.guard {
         if !args.force {
-            super::diff::show(&plan, Format::Text)?;
-            printer.error(&format!("refused: {reason}; nothing was changed"));
-            printer.hint("check the list at https://bits.no/tls; if the change is real, run again with --force");
+            // Short, for the cron mail that repeats it on every run until someone acts; `diff` has the
+            // whole plan.
+            printer.error(&format!(
+                "refused: {reason}; nothing was changed ({})",
+                report::plan::change_counts(&plan.changes)
+            ));
+            printer.hint(&format!(
+                "review the plan with `bits-tls diff` and the list at {}; if the change is real, run `bits-tls sync --force`",
+                job.location
+            ));
             return Ok(ExitStatus::Refused);
         }
         printer.note(&format!("applying despite the guard (--force): {reason}"));

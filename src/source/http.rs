@@ -141,9 +141,11 @@ impl HttpError {
     pub fn hint(&self) -> Option<String> {
         Some(match self {
             HttpError::Insecure(_) => "use an https:// address, or pass --allow-http if you really mean plain HTTP".into(),
-            HttpError::Status { status: 404 | 410, .. } => {
-                "the list may have moved: open https://bits.no/tls in a browser, or pass the CSV with --source".into()
-            }
+            HttpError::Status { status: 404 | 410, url, .. } => format!(
+                "the list may have moved: open {} in a browser (or the Bits page, {}), or pass a saved CSV with --source",
+                crate::sanitize::for_terminal(url),
+                super::DEFAULT_SOURCE
+            ),
             HttpError::Status { status, .. } if *status >= 500 || *status == 429 => {
                 "the server is having trouble; the last good configuration stays in place, try again later".into()
             }
