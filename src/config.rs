@@ -45,6 +45,8 @@ pub struct Config {
     pub exim: Option<EximOptions>,
     pub exchange: Option<ExchangeOptions>,
     pub exchange_online: Option<ExchangeOnlineOptions>,
+    /// Mail to the postmaster on a change, a refusal, a failure or staleness.
+    pub notify: Option<crate::notify::NotifyConfig>,
     /// Where the file was read from (set by `load`).
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -231,6 +233,9 @@ impl Config {
         }
         self.domain_overrides()?;
         self.outputs()?;
+        if let Some(n) = &self.notify {
+            n.check().map_err(|m| self.invalid(m))?;
+        }
         if let Some(hook) = &self.reload {
             if hook.is_empty() {
                 return Err(self.invalid("reload: the command is empty".into()));
@@ -374,6 +379,16 @@ hook = ["/usr/sbin/postmap", "hash:{path}"]
 
 # Run once after the hooks above when anything changed.
 # reload = ["/usr/sbin/postfix", "reload"]
+
+# Mail the postmaster through the local MTA (sendmail -t -i, no shell) when a sync changed something
+# (with the plan), was refused by a safety guard, failed, or has not succeeded for stale_after_days.
+# A sync that changed nothing sends nothing. `bits-tls notify` sends a test mail.
+# [notify]
+# to = ["postmaster@example.no"]
+# from = "bits-tls@mail.example.no"            # default: the MTA writes the invoking user's address
+# sendmail = ["/usr/sbin/sendmail", "-t", "-i"]
+# events = ["change", "refused", "failure", "stale"]
+# stale_after_days = 92
 
 # Also force TLS for every subdomain of each listed domain.
 # subdomains = false

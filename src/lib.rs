@@ -13,6 +13,7 @@ pub mod engine;
 pub mod errors;
 pub mod exit;
 pub mod list;
+pub mod notify;
 pub mod org_number;
 pub mod plan;
 pub mod printer;

@@ -4,6 +4,7 @@ use crate::cli::SyncArgs;
 use crate::config::Config;
 use crate::engine::{self, ListFrom};
 use crate::exit::ExitStatus;
+use crate::notify::Notifier;
 use crate::printer::Printer;
 use crate::settings;
 use std::io::Write;
@@ -15,7 +16,24 @@ pub fn run(
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
     let cfg = Config::discover(config)?;
-    let job = settings::job(&cfg, &args.job, chrono::Local::now().date_naive())?;
+    // [notify]: mail on a change, a refusal, a failure or staleness (never for a dry run).
+    let notifier = Notifier::new(cfg.notify.as_ref().filter(|_| !args.dry_run));
+    let state_path = settings::state_path(&cfg, args.job.state.as_deref());
+    let result = sync(args, &cfg, printer, &notifier, &state_path);
+    if let Err(e) = &result {
+        notifier.failed(e, &state_path, printer);
+    }
+    result
+}
+
+fn sync(
+    args: &SyncArgs,
+    cfg: &Config,
+    printer: &Printer,
+    notifier: &Notifier,
+    state_path: &Path,
+) -> anyhow::Result<ExitStatus> {
+    let job = settings::job(cfg, &args.job, chrono::Local::now().date_naive())?;
     if args.dry_run {
         return super::diff::plan_and_show(&job, crate::cli::PlanFormat::Text, printer);
     }
@@ -45,6 +63,7 @@ pub fn run(
             super::diff::show(&prepared, crate::cli::PlanFormat::Text)?;
             printer.error(&format!("refused: {reason}; nothing was changed"));
             printer.hint("check the list at https://bits.no/tls; if the change is real, run again with --force");
+            notifier.refused(&prepared, reason, state_path, printer);
             return Ok(ExitStatus::Refused);
         }
         printer.note(&format!("applying despite the guard (--force): {reason}"));
@@ -55,6 +74,9 @@ pub fn run(
         prepared.guard.is_some(),
         chrono::Utc::now(),
     )?;
+    if outcome.changed {
+        notifier.changed(&prepared, printer);
+    }
     if outcome.changed && printer.verbosity > crate::printer::Verbosity::Quiet {
         let mut out = std::io::stdout().lock();
         let ch = &prepared.changes;
