@@ -169,8 +169,8 @@ fn files(r: &mut String) {
     );
     item(
         r,
-        "/usr/lib/systemd/system/bits-tls.service, bits-tls.timer, bits-tls-notify@.service",
-        "The packaged units: a weekly sync (not enabled on install: systemctl enable --now bits-tls.timer), and the OnFailure= notifier that runs bits-tls notify --unit-failed.",
+        "bits-tls.service, bits-tls.timer, bits-tls-notify@.service",
+        "The packaged units, in /lib/systemd/system (.deb) or /usr/lib/systemd/system (.rpm): a weekly sync (not enabled on install: systemctl enable --now bits-tls.timer), and the OnFailure= notifier that runs bits-tls notify --unit-failed.",
     );
     item(
         r,
