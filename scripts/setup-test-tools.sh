@@ -28,10 +28,10 @@ apt_update_once() {
 # Libraries the unpacked binaries link against, and build tools for -sys crates.
 # iproute2 and dnsmasq-base build the delivery test's private network (tests/delivery.rs), whose receiving
 # servers are a Python script; procps gives `kill`, which stops the test Postfix instances; openssl makes
-# the RSA key of the TLS 1.1 receiver.
+# the RSA key of the TLS 1.1 receiver. fish and zsh run the completion scripts (tests/completions.rs).
 packages=(build-essential ca-certificates libdb5.3 libicu72 libnsl2 libsasl2-2 libssl3
           libgnutls30 libgnutls-dane0 libidn12 libidn2-0 libpcre2-8-0 libcrypt1
-          iproute2 dnsmasq-base procps openssl)
+          iproute2 dnsmasq-base procps openssl fish zsh)
 command -v python3 >/dev/null 2>&1 || packages+=(python3)
 missing=()
 for p in "${packages[@]}"; do
@@ -72,4 +72,6 @@ command -v cargo >/dev/null 2>&1 || { echo "setup-test-tools: cargo is missing; 
 for c in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
 done
+# The packaging step of .ci/run (scripts/package.sh, tests/package.sh).
+bash "$root/scripts/setup-package-tools.sh"
 echo "setup-test-tools: ready (Postfix and Exim in $tools)"

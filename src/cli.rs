@@ -87,8 +87,31 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the manual page (roff)
-    Man,
+    /// Print the manual page (roff), or write every page to a directory
+    ///
+    /// Without --dir, prints bits-tls(1), the overview page, to stdout. With --dir, writes bits-tls.1 and
+    /// one page per command (bits-tls-sync.1, …) there, e.g. for a package's /usr/share/man/man1.
+    Man(ManArgs),
+    /// Send a test mail to the [notify] recipients, or report a failed systemd unit
+    ///
+    /// Without options, sends a test message through the configured sendmail, to prove the mail path.
+    /// --unit-failed is what the packaged bits-tls-notify@.service runs for OnFailure=: it mails that the
+    /// unit failed, unless the sync already mailed that failure or refusal itself.
+    Notify(NotifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write bits-tls.1 and one page per command into this directory (created if missing)
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct NotifyArgs {
+    /// Report that this systemd unit failed (reads systemd's MONITOR_* variables)
+    #[arg(long, value_name = "UNIT")]
+    pub unit_failed: Option<String>,
 }
 
 #[derive(Debug, Args)]

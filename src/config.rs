@@ -53,6 +53,8 @@ pub struct Config {
     pub exchange: ExchangeLayer,
     #[serde(default)]
     pub exchange_online: ExchangeOnlineLayer,
+    /// Mail to the postmaster on a change, a refusal, a failure or staleness.
+    pub notify: Option<crate::notify::NotifyConfig>,
     /// Where the file was read from (set by `load`).
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -299,6 +301,9 @@ impl Config {
         }
         self.domain_overrides()?;
         self.outputs()?;
+        if let Some(n) = &self.notify {
+            n.check().map_err(|m| self.invalid(m))?;
+        }
         if let Some(hook) = &self.reload {
             if hook.is_empty() {
                 return Err(self.invalid("reload: the command is empty".into()));
@@ -432,6 +437,16 @@ hook = ["/usr/sbin/postmap", "hash:{path}"]
 
 # Run once after the hooks above when anything changed.
 # reload = ["/usr/sbin/postfix", "reload"]
+
+# Mail the postmaster through the local MTA (sendmail -t -i, no shell) when a sync changed something
+# (with the plan), was refused by a safety guard, failed, or has not succeeded for stale_after_days.
+# A sync that changed nothing sends nothing. `bits-tls notify` sends a test mail.
+# [notify]
+# to = ["postmaster@example.no"]
+# from = "bits-tls@mail.example.no"            # default: the MTA writes the invoking user's address
+# sendmail = ["/usr/sbin/sendmail", "-t", "-i"]
+# events = ["change", "refused", "failure", "stale"]
+# stale_after_days = 92
 
 # Also cover every subdomain in the Exim and Exchange outputs (the Postfix tables always do).
 # subdomains = false

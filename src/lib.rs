@@ -26,6 +26,7 @@ pub mod errors;
 pub mod exit;
 pub mod layer;
 pub mod list;
+pub mod notify;
 pub mod org_number;
 pub mod plan;
 pub mod printer;

@@ -1,16 +1,18 @@
 //! One small adapter per subcommand: build options from the command line, call the library, print.
 
 pub mod check;
+pub mod completions;
 pub mod diff;
 pub mod fetch;
 pub mod init;
+pub mod man;
+pub mod notify;
 pub mod render;
 pub mod sync;
 
 use crate::cli::{Cli, ColorWhen, Command};
 use crate::exit::ExitStatus;
 use crate::printer::{Printer, Verbosity};
-use std::io::Write;
 
 /// Runs the parsed command line. Errors are returned, never printed or exited on here.
 pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
@@ -34,17 +36,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Sync(args) => sync::run(&args, config, &printer),
         Command::Check(args) => check::run(&args, config, &printer),
         Command::Init(args) => init::run(&args, config, &printer),
-        Command::Completions { shell } => {
-            let mut out = crate::report::stdout();
-            clap_complete::generate(shell, &mut crate::settings::command(), "bits-tls", &mut out);
-            out.flush()?;
-            Ok(ExitStatus::Success)
-        }
-        Command::Man => {
-            let mut out = crate::report::stdout();
-            clap_mangen::Man::new(crate::settings::command()).render(&mut out)?;
-            out.flush()?;
-            Ok(ExitStatus::Success)
-        }
+        Command::Completions { shell } => completions::run(shell),
+        Command::Man(args) => man::run(&args, &printer),
+        Command::Notify(args) => notify::run(&args, config, &printer),
     }
 }

@@ -3,6 +3,7 @@
 use crate::cli::SyncArgs;
 use crate::config::Config;
 use crate::exit::ExitStatus;
+use crate::notify::Notifier;
 use crate::plan::{self, ListFrom};
 use crate::printer::Printer;
 use crate::report::plan::Format;
@@ -16,8 +17,25 @@ pub fn run(
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
     let cfg = Config::discover(config)?;
-    let job = settings::job(&cfg, &args.job, chrono::Local::now().date_naive())?;
-    settings::require_outputs(&job, &cfg, "sync", "write")?;
+    // [notify]: mail on a change, a refusal, a failure or staleness (never for a dry run).
+    let notifier = Notifier::new(cfg.notify.as_ref().filter(|_| !args.dry_run));
+    let state_path = settings::state_path(&cfg, args.job.state.as_deref());
+    let result = sync(args, &cfg, printer, &notifier, &state_path);
+    if let Err(e) = &result {
+        notifier.failed(e, &state_path, printer);
+    }
+    result
+}
+
+fn sync(
+    args: &SyncArgs,
+    cfg: &Config,
+    printer: &Printer,
+    notifier: &Notifier,
+    state_path: &Path,
+) -> anyhow::Result<ExitStatus> {
+    let job = settings::job(cfg, &args.job, chrono::Local::now().date_naive())?;
+    settings::require_outputs(&job, cfg, "sync", "write")?;
     if args.dry_run {
         return super::diff::plan_and_show(&job, Format::Text, printer);
     }
@@ -46,11 +64,15 @@ pub fn run(
                 "review the plan with `bits-tls diff` and the list at {}; if the change is real, run `bits-tls sync --force`",
                 job.location
             ));
+            notifier.refused(&plan, reason, state_path, printer);
             return Ok(ExitStatus::Refused);
         }
         printer.note(&format!("applying despite the guard (--force): {reason}"));
     }
     let outcome = apply::apply(&job, &plan, plan.guard.is_some(), chrono::Utc::now())?;
+    if outcome.changed {
+        notifier.changed(&plan, printer);
+    }
     if outcome.changed && printer.verbosity > crate::printer::Verbosity::Quiet {
         let mut out = crate::report::stdout();
         report::sync::applied(&mut out, &plan, &outcome)?;
