@@ -15,12 +15,7 @@ use std::path::PathBuf;
 /// each other mail only over verified TLS. bits-tls fetches that list, validates every domain, and turns
 /// it into Postfix, Exim and Exchange configuration.
 #[derive(Debug, Parser)]
-#[command(
-    name = "bits-tls",
-    version,
-    propagate_version = true,
-    disable_help_subcommand = true
-)]
+#[command(name = "bits-tls", version, propagate_version = true)]
 #[command(after_long_help = crate::exit::HELP)]
 pub struct Cli {
     #[command(flatten)]
@@ -38,7 +33,13 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
     /// Configuration file [default: ./bits-tls.toml if present]
-    #[arg(long, global = true, env = "BITS_TLS_CONFIG", value_name = "PATH")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "BITS_TLS_CONFIG",
+        value_name = "PATH"
+    )]
     pub config: Option<PathBuf>,
     /// When to colour diagnostics; NO_COLOR is honoured with `auto`
     #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
@@ -119,7 +120,7 @@ pub struct FetchArgs {
     #[command(flatten)]
     pub source: SourceArgs,
     /// Output format
-    #[arg(long, value_enum, default_value_t = report::list::Format::Text)]
+    #[arg(short, long, value_enum, default_value_t = report::list::Format::Text)]
     pub format: report::list::Format,
     /// Print an empty list instead of failing (exit 1) on one
     #[arg(long)]
@@ -131,7 +132,7 @@ pub struct FetchArgs {
 #[command(next_help_heading = "Source options")]
 pub struct SourceArgs {
     /// The Bits page or the CSV, as an https:// URL or a file
-    #[arg(long, env = "BITS_TLS_SOURCE", value_name = "URL|PATH")]
+    #[arg(short, long, env = "BITS_TLS_SOURCE", value_name = "URL|PATH")]
     pub source: Option<String>,
     /// Allow plain http:// for the page, the CSV link and redirects
     #[arg(long, overrides_with = "no_allow_http")]
@@ -168,7 +169,7 @@ pub struct RenderArgs {
     pub templates: Option<PathBuf>,
     /// Write to FILE atomically (temporary file, fsync, rename, mode kept) instead of stdout; `sync` is
     /// the way to keep a server's files in step
-    #[arg(long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Render an empty list instead of failing (exit 1) on one
     #[arg(long)]
@@ -292,7 +293,7 @@ fn parse_domain(s: &str) -> Result<Domain, String> {
 #[derive(Debug, Args, Clone, Default)]
 pub struct JobArgs {
     /// Write TARGET's output to PATH (repeatable); replaces the configuration's [[output]] entries
-    #[arg(long = "output", value_name = "TARGET=PATH", value_parser = parse_output)]
+    #[arg(short = 'o', long = "output", value_name = "TARGET=PATH", value_parser = parse_output)]
     pub outputs: Vec<(BuiltIn, PathBuf)>,
     /// State file [default: bits-tls.state.json beside the configuration]
     #[arg(long, env = "BITS_TLS_STATE", value_name = "PATH")]
@@ -319,7 +320,7 @@ fn parse_output(s: &str) -> Result<(BuiltIn, PathBuf), String> {
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     /// Output format; markdown is for a merge-request comment
-    #[arg(long, value_enum, default_value_t = report::plan::Format::Text)]
+    #[arg(short, long, value_enum, default_value_t = report::plan::Format::Text)]
     pub format: report::plan::Format,
     #[command(flatten)]
     pub job: JobArgs,
@@ -328,8 +329,11 @@ pub struct DiffArgs {
 #[derive(Debug, Args)]
 pub struct SyncArgs {
     /// Show the plan and change nothing (the same as `diff`)
-    #[arg(long)]
+    #[arg(short = 'n', long)]
     pub dry_run: bool,
+    /// Format of the --dry-run plan; markdown is for a merge-request comment
+    #[arg(short, long, value_enum, requires = "dry_run", default_value_t = report::plan::Format::Text)]
+    pub format: report::plan::Format,
     /// Apply even when a safety guard trips (empty list, too many domains removed)
     #[arg(long)]
     pub force: bool,
@@ -349,7 +353,7 @@ pub struct CheckArgs {
     #[arg(long)]
     pub online: bool,
     /// Output format; markdown is for a change ticket
-    #[arg(long, value_enum, default_value_t = report::check::Format::Text)]
+    #[arg(short, long, value_enum, default_value_t = report::check::Format::Text)]
     pub format: report::check::Format,
     #[command(flatten)]
     pub job: JobArgs,

@@ -17,6 +17,7 @@ const WARN: Style = AnsiColor::Yellow.on_default().bold();
 const ERROR: Style = AnsiColor::Red.on_default().bold();
 const HINT: Style = AnsiColor::Cyan.on_default().bold();
 const DIM: Style = Style::new().dimmed();
+const NOTE: Style = AnsiColor::Green.on_default().bold();
 
 /// Where diagnostics go.
 #[derive(Debug, Clone, Copy)]
@@ -40,10 +41,14 @@ impl Printer {
         let _ = writeln!(anstream::stderr(), "{WARN}warning{WARN:#}: {place}{msg}");
     }
 
-    /// A plain note (a summary of what was done); shown unless `-q`.
+    /// A note (a summary of what was done); shown unless `-q`.
     pub fn note(&self, msg: &str) {
         if self.verbosity > Verbosity::Quiet {
-            let _ = writeln!(anstream::stderr(), "{}", sanitize::for_terminal(msg));
+            let _ = writeln!(
+                anstream::stderr(),
+                "{NOTE}note{NOTE:#}: {}",
+                sanitize::for_terminal(msg)
+            );
         }
     }
 

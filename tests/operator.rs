@@ -197,3 +197,75 @@ fn template_mistakes_are_named_before_the_download() {
     }
     assert!(server.hits("/tls").is_empty(), "nothing was downloaded");
 }
+
+#[test]
+fn a_large_first_sync_is_summarised_for_the_cron_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("Virksomhet;Domene\n");
+    for i in 0..30 {
+        csv.push_str(&format!("Deltaker {i};d{i:02}.no\n"));
+    }
+    std::fs::write(dir.path().join("liste.csv"), csv).unwrap();
+    let out = bits()
+        .current_dir(dir.path())
+        .args(["sync", "-s", "liste.csv", "-o", "postfix-policy=policy"])
+        .assert()
+        .success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(
+        text.contains("  + d19.no\n") && !text.contains("  + d20.no\n"),
+        "{text}"
+    );
+    assert!(text.contains("  + … and 10 more"), "{text}");
+}
+
+#[test]
+fn short_flags_help_command_and_dry_run_formats() {
+    bits()
+        .args(["help", "sync"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("--dry-run"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = bits()
+        .current_dir(dir.path())
+        .args([
+            "sync",
+            "-n",
+            "-f",
+            "json",
+            "-o",
+            "postfix-policy=policy",
+            "-s",
+        ])
+        .arg(example_csv())
+        .assert()
+        .code(2);
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(v["version"], 1);
+    assert!(
+        !dir.path().join("policy").exists(),
+        "a dry run writes nothing"
+    );
+    bits()
+        .args(["sync", "-f", "json"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("--dry-run"));
+}
+
+#[test]
+fn a_saved_page_and_its_list_are_named_the_same_way() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = bits()
+        .current_dir(root)
+        .args(["render", "postfix-policy", "-q", "-s", "examples/tls.html"])
+        .assert()
+        .success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(
+        text.contains("# List:     examples/domeneliste-tvungen-tls.csv\n"),
+        "{text}"
+    );
+    assert!(text.contains("# Page:     examples/tls.html"), "{text}");
+}

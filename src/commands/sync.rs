@@ -6,7 +6,6 @@ use crate::exit::ExitStatus;
 use crate::notify::Notifier;
 use crate::plan::{self, ListFrom};
 use crate::printer::Printer;
-use crate::report::plan::Format;
 use crate::{apply, report, settings};
 use std::io::Write;
 use std::path::Path;
@@ -37,7 +36,7 @@ fn sync(
     let job = settings::job(cfg, &args.job, chrono::Local::now().date_naive())?;
     settings::require_outputs(&job, cfg, "sync", "write")?;
     if args.dry_run {
-        return super::diff::plan_and_show(&job, Format::Text, printer);
+        return super::diff::plan_and_show(&job, args.format, printer);
     }
     let _lock = apply::lock(&job)?;
     let plan = plan::prepare(&job, ListFrom::Source, &printer.log())?;

@@ -7,6 +7,24 @@ use crate::plan::Plan;
 use crate::sanitize::for_terminal;
 use std::io::{self, Write};
 
+/// Past this many, domains are counted, not listed: a first sync of the whole list (or a large change)
+/// is one short cron mail; `bits-tls diff` and the history have every name.
+pub const LIST_AT_MOST: usize = 20;
+
+fn listed(out: &mut impl Write, sign: char, domains: &[crate::domain::Domain]) -> io::Result<()> {
+    for d in domains.iter().take(LIST_AT_MOST) {
+        writeln!(out, "  {sign} {d}")?;
+    }
+    if domains.len() > LIST_AT_MOST {
+        writeln!(
+            out,
+            "  {sign} … and {} more (the history has every one)",
+            domains.len() - LIST_AT_MOST
+        )?;
+    }
+    Ok(())
+}
+
 pub fn applied(out: &mut impl Write, p: &Plan, outcome: &Outcome) -> io::Result<()> {
     let ch = &p.changes;
     writeln!(
@@ -17,12 +35,8 @@ pub fn applied(out: &mut impl Write, p: &Plan, outcome: &Outcome) -> io::Result<
     )?;
     if !ch.is_empty() {
         writeln!(out, "  {}", change_counts(ch))?;
-        for d in &ch.domains_added {
-            writeln!(out, "  + {d}")?;
-        }
-        for d in &ch.domains_removed {
-            writeln!(out, "  - {d}")?;
-        }
+        listed(out, '+', &ch.domains_added)?;
+        listed(out, '-', &ch.domains_removed)?;
     }
     for f in p.files.iter().filter(|f| f.changed()) {
         let (a, r) = f.counts();

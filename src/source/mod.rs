@@ -355,6 +355,26 @@ pub fn fetch_since(
     }
 }
 
+/// A file linked from a saved page, written the way the page's path was given (`examples/tls.html` →
+/// `examples/liste.csv`, not an absolute path), so headers and state say both the same way and a
+/// mail-config repository renders the same bytes wherever it is checked out.
+fn as_given_beside(page: &Location, link: Location) -> Location {
+    let (Location::File(page), Location::File(abs)) = (page, &link) else {
+        return link;
+    };
+    let given_dir = page.parent().unwrap_or(std::path::Path::new(""));
+    let Some(abs_dir) = std::path::absolute(page)
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.to_path_buf()))
+    else {
+        return link;
+    };
+    match abs.strip_prefix(&abs_dir) {
+        Ok(rest) => Location::File(given_dir.join(rest)),
+        Err(_) => link,
+    }
+}
+
 /// The page a CSV link was found on.
 struct PageFound {
     location: Location,
@@ -463,7 +483,8 @@ impl<'a> Run<'a> {
                 "the list's link: {}",
                 sanitize::for_terminal(link.as_str())
             ));
-            return self.read_csv(Location::from_url(link), found);
+            let csv = as_given_beside(&found.location, Location::from_url(link));
+            return self.read_csv(csv, found);
         }
         let Some(rows) = scan.table else {
             return Err(FetchError::NoList {
