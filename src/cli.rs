@@ -147,7 +147,7 @@ pub struct SourceArgs {
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: Option<u64>,
     /// Refuse a download larger than this many bytes
-    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "SIZE", value_parser = crate::source::http::parse_size)]
     pub max_size: Option<u64>,
     /// Say which column holds what, when the headers are not recognised: FIELD=COLUMN,… where COLUMN is a
     /// number (from 1) or the header's text; fields: organization, org_number, domain, enrolled,

@@ -21,6 +21,7 @@ pub struct Config {
     pub allow_http: Option<bool>,
     pub ca_file: Option<PathBuf>,
     pub timeout: Option<u64>,
+    #[serde(default, deserialize_with = "de_size")]
     pub max_size: Option<u64>,
     #[serde(default, deserialize_with = "de_columns")]
     pub columns: Option<ColumnOverride>,
@@ -69,6 +70,25 @@ pub struct OverrideEntry {
     pub reason: String,
     pub postfix_level: Option<crate::render::options::PostfixLevel>,
     pub postfix_match: Option<String>,
+}
+
+/// `max_size = 8388608` or `max_size = "8MiB"`.
+fn de_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Bytes(u64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Bytes(0) => Err(serde::de::Error::custom(
+            "max_size: must be at least 1 byte",
+        )),
+        Raw::Bytes(n) => Ok(Some(n)),
+        Raw::Text(t) => crate::source::http::parse_size(&t)
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format!("max_size: {e}"))),
+    }
 }
 
 /// `columns = "domain=3,organization=1"`, checked when the file is read.
@@ -344,10 +364,17 @@ impl Config {
                     ))
                 })?,
                 (None, Some(tpl)) => Target::Template(self.resolve(tpl)),
-                _ => {
+                (Some(_), Some(_)) => {
                     return Err(self.invalid(format!(
-                        "output `{}` needs either target or template",
+                        "output `{}` has both target and template; keep one",
                         o.path.display()
+                    )))
+                }
+                (None, None) => {
+                    return Err(self.invalid(format!(
+                        "output `{}` needs a target (a built-in: {}) or a template",
+                        o.path.display(),
+                        crate::render::BuiltIn::names()
                     )))
                 }
             };
@@ -385,7 +412,7 @@ pub const STARTER: &str = r#"# bits-tls configuration. Every setting is optional
 # source = "https://bits.no/tls"
 # ca_file = "/etc/ssl/certs/proxy-ca.pem"   # also trust this CA (a TLS-inspecting proxy)
 # timeout = 30                              # seconds per request
-# max_size = 8388608                        # largest download, in bytes
+# max_size = 8388608                        # largest download, in bytes (or "8MiB")
 # columns = "domain=3,organization=1"       # only if the list's headers are not recognised
 
 # The list as last applied, and the audit trail (one JSON line per change).
@@ -543,7 +570,12 @@ mod tests {
             .contains("unknown"));
         assert!(parse("[[output]]\npath = \"x\"\n")
             .unwrap_err()
-            .contains("either target or template"));
+            .contains("needs a target (a built-in: postfix-policy,"));
+        assert!(parse(
+            "[[output]]\ntarget = \"exim-domains\"\ntemplate = \"t.j2\"\npath = \"x\"\n"
+        )
+        .unwrap_err()
+        .contains("has both target and template"));
         let two = "[[output]]\ntarget = \"exim-domains\"\npath = \"a\"\n[[output]]\ntarget = \"postfix-policy\"\npath = \"a\"\n";
         assert!(parse(two).unwrap_err().contains("two outputs write"));
     }

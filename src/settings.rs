@@ -172,7 +172,10 @@ fn render_options_for(
     let mut layer = RenderLayer::from(args).combine(cfg.render_layer());
     paths_from_outputs(&mut layer.postfix, written);
     let o = layer.resolve(cfg.domain_overrides()?);
-    o.validate()?;
+    o.validate().map_err(|mut e| {
+        e.flag = flag_for(e.key);
+        e
+    })?;
     Ok(o)
 }
 
@@ -322,6 +325,19 @@ fn shown(v: &serde_json::Value) -> Option<String> {
         serde_json::Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
+}
+
+/// The flag that sets a configuration key (`postfix.match` → `--postfix-match`), so that an error names
+/// both the way a person wrote it and the other way to set it.
+pub fn flag_for(key: &str) -> Option<String> {
+    let cmd = command();
+    let flag = cmd
+        .find_subcommand("render")?
+        .get_arguments()
+        .find(|a| a.get_id().as_str() == key)
+        .and_then(|a| a.get_long())
+        .map(|l| format!("--{l}"));
+    flag
 }
 
 /// The command line with `[default: …]` added to the help of every flag named after a configuration

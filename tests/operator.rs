@@ -269,3 +269,70 @@ fn a_saved_page_and_its_list_are_named_the_same_way() {
     );
     assert!(text.contains("# Page:     examples/tls.html"), "{text}");
 }
+
+#[test]
+fn the_reader_and_options_say_what_is_wrong() {
+    let csv = example_csv();
+    bits()
+        .args(["fetch", "--columns", "domain=99", "-s"])
+        .arg(&csv)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "names column 99, but the file has",
+        ));
+    bits()
+        .args(["fetch", "--columns", "organization=1,organization=2", "-s"])
+        .arg(&csv)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("`organization` is given twice"));
+    bits()
+        .args(["render", "postfix-policy", "--postfix-match", "x y", "-s"])
+        .arg(&csv)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "option `postfix.match` (`--postfix-match`)",
+        ));
+    bits()
+        .args(["fetch", "-q", "--max-size", "8MiB", "-s"])
+        .arg(&csv)
+        .assert()
+        .success();
+    bits()
+        .args(["fetch", "-q", "--max-size", "8XB", "-s"])
+        .arg(&csv)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("not a size unit"));
+}
+
+#[test]
+fn a_hook_that_cannot_run_is_found_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bits-tls.toml"),
+        format!(
+            "source = \"{}\"\n[[output]]\ntarget = \"postfix-policy\"\npath = \"policy\"\nhook = [\"/usr/sbin/postmap-typo\", \"hash:{{path}}\"]\n",
+            example_csv().display()
+        ),
+    )
+    .unwrap();
+    bits()
+        .current_dir(dir.path())
+        .arg("diff")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "`/usr/sbin/postmap-typo` cannot be run",
+        ));
+    bits()
+        .current_dir(dir.path())
+        .arg("sync")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("nothing was changed"));
+    assert!(!dir.path().join("policy").exists());
+    assert!(!dir.path().join("bits-tls.state.json").exists());
+}

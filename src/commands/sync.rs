@@ -38,6 +38,12 @@ fn sync(
     if args.dry_run {
         return super::diff::plan_and_show(&job, args.format, printer);
     }
+    if let Some(program) = plan::missing_programs(&job).first() {
+        anyhow::bail!(
+            "the hook program `{}` cannot be run (not found on PATH, or not executable); nothing was changed",
+            crate::sanitize::for_terminal(program)
+        );
+    }
     let _lock = apply::lock(&job)?;
     let plan = plan::prepare(&job, ListFrom::Source, &printer.log())?;
     // The list's own warnings repeat on every run; they are shown when the list changed (or with -v),

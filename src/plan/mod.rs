@@ -87,6 +87,36 @@ impl Plan {
     }
 }
 
+/// The hook and reload programs that cannot be run: a name not found on `PATH`, or a path that is not
+/// an executable file. `diff` warns; `sync` refuses before writing anything, since a hook that cannot
+/// run would roll every file back after the fact.
+pub fn missing_programs(job: &Job) -> Vec<String> {
+    let argvs = job
+        .outputs
+        .iter()
+        .filter_map(|o| o.hook.as_ref())
+        .chain(job.reload.as_ref());
+    let mut missing: Vec<String> = argvs
+        .filter_map(|argv| argv.first())
+        .filter(|program| !runnable(program))
+        .cloned()
+        .collect();
+    missing.dedup();
+    missing
+}
+
+fn runnable(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        return executable(std::path::Path::new(program));
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| executable(&dir.join(program))))
+}
+
 /// Makes the plan for `job`, with the list from the source or the state.
 pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Result<Plan> {
     let previous = match from {
@@ -119,6 +149,11 @@ pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Resul
     let (effective, mut config_warnings) = effective::effective(&list, &job.adjustments, job.today);
     let targets = job.outputs.iter().map(|o| &o.target);
     config_warnings.extend(crate::render::postfix::setup_warnings(&job.render, targets));
+    for program in missing_programs(job) {
+        config_warnings.push(Warning::general(format!(
+            "the hook program `{program}` cannot be run here (not found on PATH, or not executable)"
+        )));
+    }
     let mut files = Vec::new();
     let ctx = Renderer::context(
         RenderInput {

@@ -340,15 +340,19 @@ impl Default for ExchangeOnlineOptions {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("option `{key}` {problem}")]
+#[error("option `{key}`{} {problem}", .flag.as_ref().map(|f| format!(" (`{f}`)")).unwrap_or_default())]
 pub struct OptionError {
+    /// The configuration key (`postfix.match`).
     pub key: &'static str,
+    /// The flag that sets it, when there is one (`--postfix-match`); filled in by `settings`.
+    pub flag: Option<String>,
     pub problem: String,
 }
 
 fn bad(key: &'static str, problem: impl Into<String>) -> OptionError {
     OptionError {
         key,
+        flag: None,
         problem: problem.into(),
     }
 }
