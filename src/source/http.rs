@@ -406,6 +406,35 @@ fn retry_after(headers: &HeaderMap) -> Option<u64> {
     Some(secs.max(0) as u64)
 }
 
+/// `8388608`, `8MiB`, `512KiB`, `10MB`: a size in bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t.trim_end_matches(|c: char| c.is_ascii_alphabetic()).trim();
+    let unit = t[digits.len()..].trim();
+    let factor: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        _ => {
+            return Err(format!(
+                "`{unit}` is not a size unit (use B, KiB, MiB, GiB, KB, MB or GB)"
+            ))
+        }
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size like 8388608 or 8MiB"))?;
+    match n.checked_mul(factor) {
+        Some(0) => Err("must be at least 1 byte".into()),
+        Some(v) => Ok(v),
+        None => Err(format!("`{s}` is too large")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -435,34 +464,5 @@ mod tests {
             client.get(&url, "*/*", None, &|_| {}).unwrap_err(),
             HttpError::Insecure(_)
         ));
-    }
-}
-
-/// `8388608`, `8MiB`, `512KiB`, `10MB`: a size in bytes.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let digits = t.trim_end_matches(|c: char| c.is_ascii_alphabetic()).trim();
-    let unit = t[digits.len()..].trim();
-    let factor: u64 = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kib" => 1 << 10,
-        "m" | "mib" => 1 << 20,
-        "g" | "gib" => 1 << 30,
-        "kb" => 1_000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        _ => {
-            return Err(format!(
-                "`{unit}` is not a size unit (use B, KiB, MiB, GiB, KB, MB or GB)"
-            ))
-        }
-    };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{s}` is not a size like 8388608 or 8MiB"))?;
-    match n.checked_mul(factor) {
-        Some(0) => Err("must be at least 1 byte".into()),
-        Some(v) => Ok(v),
-        None => Err(format!("`{s}` is too large")),
     }
 }
