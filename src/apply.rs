@@ -93,6 +93,7 @@ pub fn apply(job: &Job, p: &Plan, forced: bool, now: DateTime<Utc>) -> anyhow::R
                 .map(|f| f.path().display().to_string())
                 .collect(),
             forced,
+            local: p.local.iter().map(|a| a.to_string()).collect(),
         };
         if let Err(e) = state::append_history(&job.history_path, &entry) {
             // Put the state back too: the audit trail must not miss a change that took effect.

@@ -319,6 +319,16 @@ impl Config {
                 }
             }
         }
+        if let Some(e) = self
+            .exclude
+            .iter()
+            .find(|e| self.extra_domains.iter().any(|x| x.domain == e.domain))
+        {
+            return Err(self.invalid(format!(
+                "`{}` is both in [[exclude]] and in [[extra_domains]]; keep one",
+                e.domain
+            )));
+        }
         self.domain_overrides()?;
         self.outputs()?;
         if let Some(n) = &self.notify {
@@ -585,8 +595,8 @@ mod tests {
         let c = parse("[[exclude]]\ndomain = \"a.no\"\nreason = \"r\"\nexpires = 2027-06-30\n[[extra_domains]]\ndomain = \"b.no\"\nreason = \"r\"\nexpires = \"2026-01-02\"\n").unwrap();
         let d = NaiveDate::from_ymd_opt(2027, 6, 30).unwrap();
         assert_eq!(c.exclude[0].expires, Some(d));
-        assert!(c.exclude[0].active(d.pred_opt().unwrap()));
-        assert!(!c.exclude[0].active(d));
+        assert!(c.exclude[0].active(d), "it applies through its last day");
+        assert!(!c.exclude[0].active(d.succ_opt().unwrap()));
         assert_eq!(
             c.extra_domains[0].expires,
             NaiveDate::from_ymd_opt(2026, 1, 2)

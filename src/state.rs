@@ -133,6 +133,10 @@ pub struct HistoryEntry {
     pub files: Vec<String>,
     /// A safety guard was overridden with --force.
     pub forced: bool,
+    /// The local adjustments in force (`excluded bank.no: reason (until 2026-12-31)`), so that an audit
+    /// sees every participant this server does not force, and why.
+    #[serde(default)]
+    pub local: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

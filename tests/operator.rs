@@ -336,3 +336,60 @@ fn a_hook_that_cannot_run_is_found_before_anything_is_written() {
     assert!(!dir.path().join("policy").exists());
     assert!(!dir.path().join("bits-tls.state.json").exists());
 }
+
+#[test]
+fn every_local_adjustment_is_visible_in_files_history_and_check() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bits-tls.toml"),
+        format!(
+            "source = \"{}\"\n\
+             [[exclude]]\ndomain = \"bits.no\"\nreason = \"ticket 7\"\nexpires = 2099-01-31\n\
+             [[override]]\ndomain = \"ghost.example.no\"\nreason = \"typo\"\npostfix_level = \"secure\"\n\
+             [[output]]\ntarget = \"postfix-policy\"\npath = \"policy\"\n",
+            example_csv().display()
+        ),
+    )
+    .unwrap();
+    bits()
+        .current_dir(dir.path())
+        .arg("sync")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "local: excluded bits.no: ticket 7 (until 2099-01-31)",
+        ))
+        .stderr(predicate::str::contains(
+            "the override for `ghost.example.no` does nothing",
+        ));
+    let policy = std::fs::read_to_string(dir.path().join("policy")).unwrap();
+    assert!(
+        policy.contains("# Local:    excluded bits.no: ticket 7 (until 2099-01-31)\n"),
+        "{policy}"
+    );
+    let history = std::fs::read_to_string(dir.path().join("bits-tls.history.jsonl")).unwrap();
+    assert!(
+        history.contains("\"local\":[\"excluded bits.no: ticket 7 (until 2099-01-31)\"]"),
+        "{history}"
+    );
+    bits()
+        .current_dir(dir.path())
+        .arg("check")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("excluded bits.no: ticket 7"));
+    // An exclusion and an addition of one domain contradict each other.
+    std::fs::write(
+        dir.path().join("bits-tls.toml"),
+        "[[exclude]]\ndomain = \"a.no\"\nreason = \"r\"\n[[extra_domains]]\ndomain = \"A.no\"\nreason = \"r\"\n",
+    )
+    .unwrap();
+    bits()
+        .current_dir(dir.path())
+        .arg("diff")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "both in [[exclude]] and in [[extra_domains]]",
+        ));
+}

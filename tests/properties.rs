@@ -160,6 +160,7 @@ fn render_all(
                     RenderInput {
                         provenance: &provenance,
                         list,
+                        local: &[],
                     },
                     &opts,
                 )

@@ -43,6 +43,7 @@ pub fn run(
         stale,
         files: &plan.files,
         online: online.as_ref(),
+        local: &plan.local,
     };
     let mut out = crate::report::stdout();
     report::check::write(&mut out, &check, args.format).context("writing to stdout")?;

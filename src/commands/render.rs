@@ -40,9 +40,14 @@ pub fn run(
     for w in options.warnings() {
         printer.warning(&crate::list::Warning::general(w));
     }
+    let (local, unused) = crate::plan::effective::overrides(&options, &fetched.list);
+    for w in &unused {
+        printer.warning(w);
+    }
     let input = RenderInput {
         provenance: &fetched.provenance,
         list: &fetched.list,
+        local: &local,
     };
     let text = renderer.render(&target, input, &options)?;
     if let Some(path) = &args.output {

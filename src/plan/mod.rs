@@ -8,7 +8,7 @@ pub mod effective;
 pub mod files;
 
 pub use changes::{guard, list_changes, Guard, ListChanges, ParticipantChange};
-pub use effective::{effective, Adjustments, DomainEntry};
+pub use effective::{effective, Adjustment, AdjustmentKind, Adjustments, DomainEntry};
 pub use files::{merge_managed, FileChange, FileStatus, Output};
 
 use crate::list::{ParticipantList, Warning};
@@ -60,6 +60,8 @@ pub struct Plan {
     pub not_modified: bool,
     /// The list the outputs are rendered from.
     pub effective: ParticipantList,
+    /// The local adjustments in force (exclusions, additions, overrides, own domains).
+    pub local: Vec<Adjustment>,
     pub changes: ListChanges,
     pub files: Vec<FileChange>,
     /// Why applying needs `--force`, if it does.
@@ -146,7 +148,11 @@ pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Resul
             }
         }
     };
-    let (effective, mut config_warnings) = effective::effective(&list, &job.adjustments, job.today);
+    let (effective, mut config_warnings, mut local) =
+        effective::effective(&list, &job.adjustments, job.today);
+    let (overrides, unused) = effective::overrides(&job.render, &effective);
+    local.extend(overrides);
+    config_warnings.extend(unused);
     let targets = job.outputs.iter().map(|o| &o.target);
     config_warnings.extend(crate::render::postfix::setup_warnings(&job.render, targets));
     for program in missing_programs(job) {
@@ -159,6 +165,7 @@ pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Resul
         RenderInput {
             provenance: &provenance,
             list: &effective,
+            local: &local,
         },
         &job.render,
     )?;
@@ -193,6 +200,7 @@ pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Resul
         validators,
         not_modified,
         effective,
+        local,
         changes,
         files,
         guard,
@@ -267,7 +275,16 @@ mod tests {
                 entry("a.no", None),
             ],
         };
-        let (eff, warnings) = effective(&l, &adj, day("2026-11-23"));
+        let (eff, warnings, local) = effective(&l, &adj, day("2026-11-23"));
+        let shown: Vec<String> = local.iter().map(|a| a.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "excluded b.no: because (until 2030-01-01)",
+                "added x.no: because",
+                "own domain own.no"
+            ]
+        );
         let doms: Vec<String> = eff.domains().iter().map(|d| d.to_string()).collect();
         assert_eq!(doms, ["a.no", "c.no", "x.no"]);
         assert_eq!(
@@ -277,7 +294,7 @@ mod tests {
         let w: Vec<&str> = warnings.iter().map(|w| w.message.as_str()).collect();
         assert_eq!(w.len(), 4, "{w:#?}");
         assert!(w[0].contains("`gone.no` is not on the list"));
-        assert!(w[1].contains("exclusion of `c.no` expired on 2020-01-01"));
+        assert!(w[1].contains("exclusion of `c.no` expired after 2020-01-01"));
         assert!(w[2].contains("`old.no` expired"));
         assert!(w[3].contains("`a.no` is on the list now"));
     }

@@ -1,9 +1,9 @@
 //! `check`: does every output file match what the state renders, is the state fresh, and (online) does
 //! the state still match the live list?
 
-use super::plan::{text_changes, ChangesJson, FileJson};
+use super::plan::{markdown_local, text_changes, text_local, ChangesJson, FileJson};
 use super::{for_terminal_lines, md_code, md_diff, JSON_VERSION};
-use crate::plan::{FileChange, ListChanges};
+use crate::plan::{Adjustment, FileChange, ListChanges};
 use crate::sanitize::for_terminal;
 use crate::state::State;
 use chrono::SecondsFormat;
@@ -34,6 +34,8 @@ pub struct Check<'a> {
     pub files: &'a [FileChange],
     /// The state against the live list (`--online`).
     pub online: Option<&'a ListChanges>,
+    /// Local adjustments in force.
+    pub local: &'a [Adjustment],
 }
 
 impl Check<'_> {
@@ -77,6 +79,7 @@ fn text(out: &mut impl Write, c: &Check) -> io::Result<()> {
     if c.stale {
         writeln!(out, "{}", stale_line(c))?;
     }
+    text_local(out, c.local)?;
     for f in c.files {
         writeln!(
             out,
@@ -105,6 +108,7 @@ pub struct CheckJson<'a> {
     pub age_days: i64,
     pub max_age_days: u32,
     pub stale: bool,
+    pub local: &'a [Adjustment],
     /// The files that differ from what the state renders.
     pub drift: Vec<FileJson<'a>>,
     /// With `--online`: the live list against the state.
@@ -126,6 +130,7 @@ fn json(out: &mut impl Write, c: &Check) -> io::Result<()> {
         age_days: c.age_days,
         max_age_days: c.max_age_days,
         stale: c.stale,
+        local: c.local,
         drift: c.drift().map(FileJson::new).collect(),
         list_changes: c.online.map(ChangesJson::new),
     };
@@ -146,6 +151,7 @@ fn markdown(out: &mut impl Write, c: &Check) -> io::Result<()> {
     if c.stale {
         writeln!(out, "> **{}**\n", stale_line(c))?;
     }
+    markdown_local(out, c.local)?;
     writeln!(out, "| file | target | verdict |\n|---|---|---|")?;
     for f in c.files {
         writeln!(

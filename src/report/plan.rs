@@ -7,7 +7,7 @@ use super::{
 };
 use crate::domain::Domain;
 use crate::list::{Participant, Warning};
-use crate::plan::{FileChange, FileStatus, ListChanges, Plan};
+use crate::plan::{Adjustment, FileChange, FileStatus, ListChanges, Plan};
 use crate::sanitize::for_terminal;
 use crate::source::Provenance;
 use serde::Serialize;
@@ -47,6 +47,7 @@ fn text(out: &mut impl Write, p: &Plan) -> io::Result<()> {
     if p.previous.is_none() {
         writeln!(out, "No state yet: everything is new.")?;
     }
+    text_local(out, &p.local)?;
     text_changes(out, &p.changes)?;
     writeln!(out, "Files:")?;
     if p.files.is_empty() {
@@ -69,6 +70,30 @@ fn text(out: &mut impl Write, p: &Plan) -> io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// The local adjustments in force, one line each (also `check`).
+pub fn text_local(out: &mut impl Write, local: &[Adjustment]) -> io::Result<()> {
+    if local.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "Local adjustments:")?;
+    for a in local {
+        writeln!(out, "  {}", for_terminal(&a.to_string()))?;
+    }
+    Ok(())
+}
+
+/// The local adjustments as Markdown list items.
+pub fn markdown_local(out: &mut impl Write, local: &[Adjustment]) -> io::Result<()> {
+    if local.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "Local adjustments:\n")?;
+    for a in local {
+        writeln!(out, "- {}", md_code(&a.to_string()))?;
+    }
+    writeln!(out)
 }
 
 /// `2 joined, 0 left, 1 changed; domains: 3 added, 0 removed`.
@@ -182,6 +207,8 @@ pub struct PlanJson<'a> {
     pub participants: &'a [Participant],
     pub warnings: Vec<&'a Warning>,
     pub not_modified: bool,
+    /// Local adjustments in force: exclusions, additions, overrides, own domains.
+    pub local: &'a [Adjustment],
     pub changes: ChangesJson<'a>,
     pub files: Vec<FileJson<'a>>,
     pub guard: &'a Option<String>,
@@ -194,6 +221,7 @@ fn json(out: &mut impl Write, p: &Plan) -> io::Result<()> {
         participants: &p.list.participants,
         warnings: p.list.warnings.iter().chain(&p.config_warnings).collect(),
         not_modified: p.not_modified,
+        local: &p.local,
         changes: ChangesJson::new(&p.changes),
         files: p.files.iter().map(FileJson::new).collect(),
         guard: &p.guard,
@@ -218,6 +246,7 @@ fn markdown(out: &mut impl Write, p: &Plan) -> io::Result<()> {
             crate::sanitize::one_line(reason)
         )?;
     }
+    markdown_local(out, &p.local)?;
     writeln!(out, "| | participants | domains |\n|---|---|---|")?;
     writeln!(
         out,

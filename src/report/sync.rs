@@ -33,6 +33,9 @@ pub fn applied(out: &mut impl Write, p: &Plan, outcome: &Outcome) -> io::Result<
         list_size(p.list.participants.len(), p.list.domains().len()),
         short_digest(&p.provenance.sha256)
     )?;
+    for a in &p.local {
+        writeln!(out, "  local: {}", for_terminal(&a.to_string()))?;
+    }
     if !ch.is_empty() {
         writeln!(out, "  {}", change_counts(ch))?;
         listed(out, '+', &ch.domains_added)?;
