@@ -432,7 +432,7 @@ pub const STARTER: &str = r#"# bits-tls configuration. Every setting is optional
 # Your own domains: never written to the outputs; a warning if they vanish from the list.
 own_domains = []
 
-# Local additions and exclusions need a reason; `expires` makes them stop applying (with a warning).
+# Local additions and exclusions need a reason; `expires` is the last day they apply (then a warning).
 # [[extra_domains]]
 # domain = "partner.example.no"
 # reason = "bilateral agreement, ticket 1234"

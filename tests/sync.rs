@@ -401,7 +401,7 @@ fn expired_exclusion_warns_and_stops_applying() {
                  [[extra_domains]]\ndomain = \"partner.no\"\nreason = \"bilateral agreement\"\n";
     let w = Work::new(&names(12), extra);
     w.cmd(&["sync"]).success().stderr(predicate::str::contains(
-        "exclusion of `d1.no` expired on 2020-01-01",
+        "exclusion of `d1.no` expired after 2020-01-01",
     ));
     let policy = w.read("out/policy").unwrap();
     assert!(
@@ -414,7 +414,7 @@ fn expired_exclusion_warns_and_stops_applying() {
     // The warning repeats on every run until the entry is removed.
     w.cmd(&["sync"])
         .success()
-        .stderr(predicate::str::contains("expired on 2020-01-01"));
+        .stderr(predicate::str::contains("expired after 2020-01-01"));
 }
 
 #[test]
