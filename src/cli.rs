@@ -140,6 +140,10 @@ pub struct RenderArgs {
     /// Take templates from this directory where it has a file of the built-in name (e.g. postfix-policy.j2)
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
+    /// Your own domain, left out of the output like `own_domains` in the configuration (repeatable): the
+    /// 5.2.4 rules must never refuse your own servers' mail
+    #[arg(long = "own-domain", value_name = "DOMAIN", value_parser = parse_domain)]
+    pub own_domains: Vec<Domain>,
     #[command(flatten)]
     pub source: SourceArgs,
     #[command(flatten)]
@@ -269,6 +273,9 @@ fn parse_output(s: &str) -> Result<(BuiltIn, PathBuf), String> {
     let (t, p) = s.split_once('=').ok_or("expected TARGET=PATH")?;
     let target = BuiltIn::parse(t)
         .ok_or_else(|| format!("unknown target `{t}`; expected one of {}", BuiltIn::names()))?;
+    if let Some(why) = target.not_an_output() {
+        return Err(why);
+    }
     if p.is_empty() {
         return Err("the path is empty".into());
     }

@@ -17,6 +17,7 @@ use crate::render::Target;
 use crate::source::http::HttpOptions;
 use crate::source::{FetchOptions, Location, DEFAULT_SOURCE};
 use crate::state;
+use anyhow::Context;
 use clap::CommandFactory;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -165,6 +166,34 @@ pub fn render_options(cfg: &Config, args: &RenderOptionArgs) -> anyhow::Result<R
     Ok(o)
 }
 
+/// The Exim `domainlist` reads the file the `exim-domains` output writes, unless `exim.domains_file` is
+/// set (by flag or file: e.g. a mail-config repository whose files are deployed elsewhere). A relative
+/// output path is made absolute, as Exim needs.
+fn exim_list_follows_output(
+    mut render: RenderOptions,
+    cfg: &Config,
+    args: &RenderOptionArgs,
+    outputs: &[Output],
+) -> anyhow::Result<RenderOptions> {
+    let explicit = args.exim_domains_file.is_some() || cfg.exim.domains_file.is_some();
+    let written = outputs
+        .iter()
+        .find(|o| o.target == Target::BuiltIn(crate::render::BuiltIn::EximDomains));
+    if let (false, Some(o)) = (explicit, written) {
+        let path = std::path::absolute(&o.path)
+            .with_context(|| format!("resolving `{}`", o.path.display()))?;
+        render.exim.domains_file = path.to_string_lossy().into_owned();
+        render.validate().with_context(|| {
+            format!(
+                "the exim-domains output `{}` is read by the Exim domainlist, so its path must suit Exim; \
+                 or set [exim] domains_file to where Exim will find it",
+                o.path.display()
+            )
+        })?;
+    }
+    Ok(render)
+}
+
 /// The state file: flag or BITS_TLS_STATE, else the file's `state`, else beside the configuration.
 pub fn state_path(cfg: &Config, flag: Option<&Path>) -> PathBuf {
     match (flag, &cfg.state) {
@@ -193,6 +222,7 @@ pub fn job(cfg: &Config, args: &JobArgs, today: chrono::NaiveDate) -> anyhow::Re
         config::check_unique_paths(&outs).map_err(anyhow::Error::msg)?;
         outs
     };
+    let render = exim_list_follows_output(render, cfg, &args.options, &outputs)?;
     let state_path = state_path(cfg, args.state.as_deref());
     let history_path = match &cfg.history {
         Some(p) => cfg.resolve(p),

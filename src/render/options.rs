@@ -234,6 +234,7 @@ pub enum EximTls {
     /// Debian's exim4 packages
     #[default]
     Gnutls,
+    /// Exim builds linked against OpenSSL: TLS 1.2 cipher suites only on the transport
     Openssl,
 }
 
@@ -241,7 +242,8 @@ pub enum EximTls {
 #[serde(default, deny_unknown_fields)]
 pub struct EximOptions {
     pub tls_library: EximTls,
-    /// The domain list file the `domainlist` reads (where `exim-domains` is written).
+    /// The domain list file the `domainlist` reads. Unset, `diff`, `sync` and `check` use the path the
+    /// `exim-domains` output is written to (`settings::job`).
     pub domains_file: String,
     /// `tls_verify_certificates`: `system` or a CA bundle path.
     pub verify_certificates: String,

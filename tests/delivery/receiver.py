@@ -7,7 +7,8 @@ Modes:
   tls     offers STARTTLS with CERT/KEY (TLS 1.2 and newer)
   oldtls  offers STARTTLS, but only TLS 1.0 and 1.1
   plain   offers no STARTTLS
-It prints "ready" once it listens, and runs until killed.
+Each message event also carries the client's HELO/EHLO name, the envelope sender and the DKIM-Signature
+header (unfolded; null when absent). It prints "ready" once it listens, and runs until killed.
 """
 import argparse
 import json
@@ -60,6 +61,7 @@ def session(conn, context, name, record):
     stream = conn
     encrypted, version = False, None
     rcpts = []
+    helo, mail_from = None, None
     reader = stream.makefile("rb")
 
     def send(line):
@@ -74,6 +76,7 @@ def session(conn, context, name, record):
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             verb = line.split(" ", 1)[0].upper()
             if verb in ("EHLO", "HELO"):
+                helo = line.split(" ", 1)[1].strip() if " " in line else ""
                 if context is not None and not encrypted:
                     send(f"250-mx.{name}.test")
                     send("250 STARTTLS")
@@ -95,6 +98,8 @@ def session(conn, context, name, record):
             elif verb in ("MAIL", "RSET", "NOOP"):
                 if verb != "NOOP":
                     rcpts = []
+                if verb == "MAIL":
+                    mail_from = line.split(":", 1)[-1].strip().split(" ")[0].strip("<>")
                 send("250 ok")
             elif verb == "DATA":
                 send("354 go ahead")
@@ -105,7 +110,8 @@ def session(conn, context, name, record):
                         break
                     body.append(raw)
                 record({"event": "message", "encrypted": encrypted, "tls_version": version,
-                        "rcpt": rcpts, "bytes": sum(len(b) for b in body)})
+                        "rcpt": rcpts, "bytes": sum(len(b) for b in body),
+                        "helo": helo, "mail_from": mail_from, "dkim_signature": dkim_signature(body)})
                 send("250 accepted")
             elif verb == "QUIT":
                 send("221 bye")
@@ -119,6 +125,23 @@ def session(conn, context, name, record):
             stream.close()
         except OSError:
             pass
+
+
+def dkim_signature(body):
+    """The first DKIM-Signature header of a message (its lines as received), unfolded, or None."""
+    value = None
+    for raw in body:
+        line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        if line == "":
+            break
+        if value is not None:
+            if line[:1] in (" ", "\t"):
+                value += " " + line.strip()
+                continue
+            break
+        if line.lower().startswith("dkim-signature:"):
+            value = line.split(":", 1)[1].strip()
+    return value
 
 
 if __name__ == "__main__":

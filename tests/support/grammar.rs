@@ -14,6 +14,15 @@ pub fn is_domain(s: &str) -> bool {
         })
 }
 
+/// Whether a target's output carries list data at all (the Exim configuration pieces do not: they read
+/// the exim-domains file).
+pub fn names_domains(target: &str) -> bool {
+    !matches!(
+        target,
+        "exim-config" | "exim-main" | "exim-acl" | "exim-router" | "exim-transport"
+    )
+}
+
 pub fn is_comment(line: &str) -> bool {
     line.trim_start().starts_with('#')
 }

@@ -2,6 +2,7 @@
 //! on 127.0.0.1 that serves scripted replies (and misbehaves on purpose) and records every request.
 #![allow(dead_code)]
 
+pub mod exim;
 pub mod grammar;
 pub mod mta;
 pub mod world;

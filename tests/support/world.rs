@@ -194,6 +194,8 @@ impl World {
         ]);
         for (name, addr, ..) in SERVERS {
             dns.arg(format!("--mx-host={name}.test,mx.{name}.test,10"));
+            // A subdomain with the same MX, for the tests of subdomain handling.
+            dns.arg(format!("--mx-host=sub.{name}.test,mx.{name}.test,10"));
             dns.arg(format!("--host-record=mx.{name}.test,{addr}"));
         }
         procs.push(Proc(
@@ -300,6 +302,22 @@ impl World {
 }
 
 impl World {
+    /// Every message event a receiver recorded for `rcpt`, as JSON (`encrypted`, `tls_version`, `helo`,
+    /// `mail_from`, `dkim_signature`, …).
+    pub fn messages(&self, rcpt: &str) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.events)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| {
+                e["event"] == "message"
+                    && e["rcpt"]
+                        .as_array()
+                        .is_some_and(|r| r.iter().any(|x| x == rcpt))
+            })
+            .collect()
+    }
+
     /// Whether the server `name` recorded a failed TLS handshake.
     pub fn tls_failed(&self, name: &str) -> bool {
         std::fs::read_to_string(&self.events)
