@@ -399,6 +399,9 @@ hook = ["/usr/sbin/postmap", "hash:{path}"]
 # tls_auth_level = "CertificateValidation"   # or DomainValidation with tls_domain
 # source_transport_servers = []
 # max_message_size = "35MB"
+# fqdn = "mail.example.no"    # the name the connector greets with; unset: the Internet connector's
+# topology = "detect"         # detect: stop if mail leaves through a smart host or Edge | direct
+# microsoft365_split = false  # a DomainValidation connector for domains hosted at Microsoft 365
 
 # [exchange_online]
 # connector_name = "Bits forced TLS"
@@ -406,6 +409,7 @@ hook = ["/usr/sbin/postmap", "hash:{path}"]
 # max_domains_per_connector = 1000
 # inbound = false
 # inbound_connector_name = "Bits forced TLS inbound"
+# microsoft365_split = false  # DomainValidation connectors for domains hosted at Microsoft 365
 "#;
 
 #[cfg(test)]

@@ -55,6 +55,12 @@ impl From<&RenderOptionArgs> for RenderLayer {
                 source_transport_servers: (!a.exchange_source_servers.is_empty())
                     .then(|| a.exchange_source_servers.clone()),
                 max_message_size: a.exchange_max_message_size.clone(),
+                fqdn: a.exchange_fqdn.clone(),
+                topology: a.exchange_topology,
+                microsoft365_split: flag(
+                    a.exchange_microsoft365_split,
+                    a.no_exchange_microsoft365_split,
+                ),
             },
             exchange_online: ExchangeOnlineLayer {
                 connector_name: a.exo_connector.clone(),
@@ -63,6 +69,7 @@ impl From<&RenderOptionArgs> for RenderLayer {
                 max_domains_per_connector: a.exo_max_domains,
                 inbound: flag(a.exo_inbound, a.no_exo_inbound),
                 inbound_connector_name: a.exo_inbound_connector.clone(),
+                microsoft365_split: flag(a.exo_microsoft365_split, a.no_exo_microsoft365_split),
             },
         }
     }

@@ -124,6 +124,22 @@ fn golden_files() {
             vec!["--exo-max-domains", "6", "--exo-inbound"],
         ),
         (
+            "exchange",
+            "exchange-m365-direct.ps1",
+            vec![
+                "--exchange-microsoft365-split",
+                "--exchange-topology",
+                "direct",
+                "--exchange-fqdn",
+                "mail.bank.example.no",
+            ],
+        ),
+        (
+            "exchange-online",
+            "exchange-online-m365.ps1",
+            vec!["--exo-microsoft365-split"],
+        ),
+        (
             "--template templates/sendmail-tls-rcpt.j2",
             "sendmail-tls-rcpt",
             vec![],
