@@ -105,8 +105,10 @@ fn exim_config_cannot_be_written_as_one_file() {
         "bits-tls.toml",
         "[[output]]\ntarget = \"exim-config\"\npath = \"/etc/exim4/exim4.conf\"\n",
     );
+    let csv = support::example_csv();
     let out = support::bits()
-        .args(["diff", "--config", &config])
+        .args(["diff", "--config", &config, "--source"])
+        .arg(&csv)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -116,7 +118,8 @@ fn exim_config_cannot_be_written_as_one_file() {
         "{err}"
     );
     let out = support::bits()
-        .args(["diff", "--output", "exim-config=/tmp/x"])
+        .args(["diff", "--output", "exim-config=/tmp/x", "--source"])
+        .arg(&csv)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
