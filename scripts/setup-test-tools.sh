@@ -63,6 +63,11 @@ unpack() { # package, directory, a file that shows it is unpacked
 }
 unpack postfix "$tools/postfix" usr/sbin/postmap
 unpack exim4-daemon-light "$tools/exim" usr/sbin/exim4
+# Debian's Exim configuration (split conf.d and exim4.conf.template) and update-exim4.conf, which the
+# Exim tests assemble around bits-tls's pieces (tests/exim_debian.rs, tests/exim_delivery.rs).
+unpack exim4-config "$tools/exim4-config" usr/sbin/update-exim4.conf
+# An OpenSSL-linked Exim, built once from Debian's exim4 source package (cached in $tools).
+BITS_TLS_TEST_TOOLS="$tools" bash "$root/scripts/build-exim-openssl.sh"
 
 # Smoke checks: the binaries run.
 LD_LIBRARY_PATH="$tools/postfix/usr/lib/postfix" "$tools/postfix/usr/sbin/postconf" -d mail_version >/dev/null 2>&1

@@ -3,7 +3,9 @@
 
 use crate::domain::{Domain, DomainRules};
 use crate::list::columns::ColumnOverride;
-use crate::render::options::{EximTls, PostfixLevel, PostfixProtocols, TableType, TlsValidation};
+use crate::render::options::{
+    ExchangeTopology, EximTls, PostfixLevel, PostfixProtocols, TableType, TlsValidation,
+};
 use crate::render::BuiltIn;
 use crate::report;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
@@ -174,6 +176,10 @@ pub struct RenderArgs {
     /// Render an empty list instead of failing (exit 1) on one
     #[arg(long)]
     pub allow_empty: bool,
+    /// Your own domain, left out of the output like `own_domains` in the configuration (repeatable): the
+    /// 5.2.4 rules must never refuse your own servers' mail
+    #[arg(long = "own-domain", value_name = "DOMAIN", value_parser = parse_domain)]
+    pub own_domains: Vec<Domain>,
     #[command(flatten)]
     pub source: SourceArgs,
     #[command(flatten)]
@@ -245,6 +251,23 @@ pub struct RenderOptionArgs {
     /// Exchange Server connector MaxMessageSize, e.g. 35MB
     #[arg(long, id = "exchange.max_message_size", value_name = "SIZE")]
     pub exchange_max_message_size: Option<String>,
+    /// Exchange Server name the connector greets with (EHLO); unset, the script copies the Internet
+    /// send connector's Fqdn
+    #[arg(long, id = "exchange.fqdn", value_name = "FQDN", value_parser = parse_domain)]
+    pub exchange_fqdn: Option<Domain>,
+    /// Exchange Server: stop when mail leaves through a smart host or Edge (detect), or not (direct)
+    #[arg(long, id = "exchange.topology", value_enum, value_name = "TOPOLOGY")]
+    pub exchange_topology: Option<ExchangeTopology>,
+    /// Exchange Server: a second connector with DomainValidation for domains hosted at Microsoft 365
+    #[arg(
+        long,
+        id = "exchange.microsoft365_split",
+        overrides_with = "no_exchange_microsoft365_split"
+    )]
+    pub exchange_microsoft365_split: bool,
+    /// No Microsoft 365 connector, whatever the configuration says
+    #[arg(long, overrides_with = "exchange.microsoft365_split")]
+    pub no_exchange_microsoft365_split: bool,
     /// Exchange Online outbound connector name
     #[arg(long, id = "exchange_online.connector_name", value_name = "NAME")]
     pub exo_connector: Option<String>,
@@ -283,6 +306,16 @@ pub struct RenderOptionArgs {
         value_name = "NAME"
     )]
     pub exo_inbound_connector: Option<String>,
+    /// Exchange Online: own connector(s) with DomainValidation for domains hosted at Microsoft 365
+    #[arg(
+        long,
+        id = "exchange_online.microsoft365_split",
+        overrides_with = "no_exo_microsoft365_split"
+    )]
+    pub exo_microsoft365_split: bool,
+    /// No Microsoft 365 connectors, whatever the configuration says
+    #[arg(long, overrides_with = "exchange_online.microsoft365_split")]
+    pub no_exo_microsoft365_split: bool,
 }
 
 fn parse_domain(s: &str) -> Result<Domain, String> {
@@ -311,6 +344,9 @@ fn parse_output(s: &str) -> Result<(BuiltIn, PathBuf), String> {
     let (t, p) = s.split_once('=').ok_or("expected TARGET=PATH")?;
     let target = BuiltIn::parse(t)
         .ok_or_else(|| format!("unknown target `{t}`; expected one of {}", BuiltIn::names()))?;
+    if let Some(why) = target.not_an_output() {
+        return Err(why);
+    }
     if p.is_empty() {
         return Err("the path is empty".into());
     }

@@ -388,6 +388,12 @@ impl Config {
                     )))
                 }
             };
+            if let Some(why) = match &target {
+                Target::BuiltIn(b) => b.not_an_output(),
+                Target::Template(_) => None,
+            } {
+                return Err(self.invalid(format!("output `{}`: {why}", o.path.display())));
+            }
             if o.hook.as_ref().is_some_and(|h| h.is_empty()) {
                 return Err(
                     self.invalid(format!("output `{}`: the hook is empty", o.path.display()))
@@ -455,9 +461,10 @@ own_domains = []
 # backups = 3                  # file.bak.1 … file.bak.3 beside each output
 # lock_timeout = 10            # seconds to wait for another sync
 
-# What to write. target: postfix-policy, postfix-senders, exim-domains, exim-config, exchange,
-# exchange-online; or template = "file.j2" for your own format. hook is an argv list run after all files
-# are in place ({path} is the output's path); a failing hook puts the previous files back.
+# What to write. target: postfix-policy, postfix-senders, exim-domains, exim-main, exim-acl,
+# exim-router, exim-transport, exchange, exchange-online; or template = "file.j2" for your own format.
+# hook is an argv list run after all files are in place ({path} is the output's path); a failing hook
+# puts the previous files back.
 [[output]]
 target = "postfix-policy"
 path = "/etc/postfix/bits_tls_policy"
@@ -468,12 +475,27 @@ hook = ["/usr/sbin/postmap", "hash:{path}"]
 # path = "/etc/postfix/bits_tls_senders"
 # hook = ["/usr/sbin/postmap", "hash:{path}"]
 
+# Exim: the list and four pieces, each where it belongs (Debian's split configuration shown; the
+# header of each piece says where it goes otherwise). The domainlist reads the exim-domains path.
 # [[output]]
 # target = "exim-domains"
 # path = "/etc/exim4/bits_forced_tls_domains"
+# [[output]]
+# target = "exim-main"
+# path = "/etc/exim4/conf.d/main/00_local_bits_tls"
+# [[output]]
+# target = "exim-acl"           # the file CHECK_RCPT_LOCAL_ACL_FILE names
+# path = "/etc/exim4/local_rcpt_acl"
+# [[output]]
+# target = "exim-router"
+# path = "/etc/exim4/conf.d/router/190_local_bits_forced_tls"
+# [[output]]
+# target = "exim-transport"
+# path = "/etc/exim4/conf.d/transport/30_bits_forced_tls"
 
 # Run once after the hooks above when anything changed.
 # reload = ["/usr/sbin/postfix", "reload"]
+# reload = ["/usr/sbin/invoke-rc.d", "exim4", "reload"]   # Debian: update-exim4.conf, exim -bV, reload
 
 # Mail the postmaster through the local MTA (sendmail -t -i, no shell) when a sync changed something
 # (with the plan), was refused by a safety guard, failed, or has not succeeded for stale_after_days.
@@ -499,8 +521,8 @@ hook = ["/usr/sbin/postmap", "hash:{path}"]
 # relay = "[relay.example.no]:587"   # the relayhost listed mail leaves through: adds its policy entry
 
 # [exim]
-# tls_library = "gnutls"      # gnutls | openssl
-# domains_file = "/etc/exim4/bits_forced_tls_domains"
+# tls_library = "gnutls"      # gnutls (Debian) | openssl (Exim builds linked against OpenSSL)
+# domains_file = "/etc/exim4/bits_forced_tls_domains"   # unset: the exim-domains output's path
 # verify_certificates = "system"
 
 # [exchange]
@@ -508,6 +530,9 @@ hook = ["/usr/sbin/postmap", "hash:{path}"]
 # tls_auth_level = "CertificateValidation"   # or DomainValidation with tls_domain
 # source_transport_servers = []
 # max_message_size = "35MB"
+# fqdn = "mail.example.no"    # the name the connector greets with; unset: the Internet connector's
+# topology = "detect"         # detect: stop if mail leaves through a smart host or Edge | direct
+# microsoft365_split = false  # a DomainValidation connector for domains hosted at Microsoft 365
 
 # [exchange_online]
 # connector_name = "Bits forced TLS"
@@ -515,6 +540,7 @@ hook = ["/usr/sbin/postmap", "hash:{path}"]
 # max_domains_per_connector = 1000
 # inbound = false
 # inbound_connector_name = "Bits forced TLS inbound"
+# microsoft365_split = false  # DomainValidation connectors for domains hosted at Microsoft 365
 "#;
 
 #[cfg(test)]

@@ -142,6 +142,7 @@ impl<'a> Context<'a> {
             postfix: PostfixDerived::new(opts, by_domain.iter().map(|(d, _)| *d)),
             exchange: ExchangeDerived {
                 address_spaces: super::exchange::address_spaces(&names, opts.subdomains),
+                topology: opts.exchange.topology.as_str(),
             },
             exchange_online: super::exchange::online_connectors(&names, opts),
             domains,

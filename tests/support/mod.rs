@@ -2,8 +2,10 @@
 //! on 127.0.0.1 that serves scripted replies (and misbehaves on purpose) and records every request.
 #![allow(dead_code)]
 
+pub mod exim;
 pub mod grammar;
 pub mod mta;
+pub mod world;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
