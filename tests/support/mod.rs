@@ -5,6 +5,7 @@
 pub mod exim;
 pub mod grammar;
 pub mod mta;
+pub mod pki;
 pub mod world;
 
 use std::collections::HashMap;
@@ -317,36 +318,26 @@ pub struct TestPki {
 }
 
 impl TestPki {
+    /// The test CA ([`pki::Pki`]) and a certificate for `localhost` and 127.0.0.1.
     pub fn new() -> TestPki {
-        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "bits-tls test CA");
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::new(ca_params, ca_key);
-        let key = KeyPair::generate().unwrap();
-        let params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-        let cert = params.signed_by(&key, &issuer).unwrap();
+        let ca = pki::Pki::new();
+        let issued = ca.cert(&["localhost", "127.0.0.1"], false, false);
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let server = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
             .with_single_cert(
-                vec![cert.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+                vec![issued.cert_der.clone().into()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(issued.key_der.clone().into()),
             )
             .unwrap();
         TestPki {
-            ca_pem: ca_cert.pem(),
+            ca_pem: ca.ca_pem.clone(),
             server: Arc::new(server),
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            ca_der: ca_cert.der().to_vec(),
+            cert_pem: issued.cert_pem,
+            key_pem: issued.key_pem,
+            ca_der: ca.ca_der.clone(),
         }
     }
 

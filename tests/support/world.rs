@@ -106,66 +106,7 @@ pub fn run_ok(cmd: &mut Command) -> String {
     text(&out.stdout)
 }
 
-/// A test CA issuing the receivers' certificates.
-pub struct Pki {
-    dir: PathBuf,
-    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
-}
-
-impl Pki {
-    pub fn new(dir: &Path) -> Pki {
-        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "bits-tls delivery test CA");
-        let cert = params.self_signed(&key).unwrap();
-        std::fs::write(dir.join("ca.pem"), cert.pem()).unwrap();
-        Pki {
-            dir: dir.to_path_buf(),
-            issuer: rcgen::Issuer::new(params, key),
-        }
-    }
-
-    pub fn ca(&self) -> PathBuf {
-        self.dir.join("ca.pem")
-    }
-
-    /// Writes NAME.crt/NAME.key for `host`, optionally valid only in 2020, with an ECDSA key or (for
-    /// RSA key exchange, as old servers use) an RSA key made by `openssl genpkey`.
-    pub fn issue(&self, name: &str, host: &str, expired: bool, rsa: bool) -> (PathBuf, PathBuf) {
-        let key = if rsa {
-            let pem = run_ok(Command::new("openssl").args([
-                "genpkey",
-                "-algorithm",
-                "RSA",
-                "-pkeyopt",
-                "rsa_keygen_bits:2048",
-            ]));
-            rcgen::KeyPair::from_pem_and_sign_algo(&pem, &rcgen::PKCS_RSA_SHA256).unwrap()
-        } else {
-            rcgen::KeyPair::generate().unwrap()
-        };
-        let mut params = rcgen::CertificateParams::new(vec![host.to_string()]).unwrap();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, host);
-        if expired {
-            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-            params.not_after = rcgen::date_time_ymd(2020, 12, 31);
-        }
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        let (c, k) = (
-            self.dir.join(format!("{name}.crt")),
-            self.dir.join(format!("{name}.key")),
-        );
-        std::fs::write(&c, cert.pem()).unwrap();
-        std::fs::write(&k, key.serialize_pem()).unwrap();
-        (c, k)
-    }
-}
+pub use super::pki::Pki;
 
 /// The namespace with DNS and the receiving servers running.
 pub struct World {
@@ -191,7 +132,7 @@ impl World {
         )
         .unwrap();
         let ns = Netns::new();
-        let pki = Pki::new(dir.path());
+        let pki = Pki::in_dir(dir.path());
         let events = dir.path().join("events.jsonl");
         let mut procs = Vec::new();
 
