@@ -46,6 +46,7 @@ pub fn apply(job: &Job, p: &Plan, forced: bool, now: DateTime<Utc>) -> anyhow::R
         version: state::VERSION,
         source: p.provenance.clone(),
         participants: p.list.participants.clone(),
+        rendered_from: p.rendered_from.clone(),
         warnings: p.list.warnings.clone(),
         validators: p.validators.clone(),
         parse_options: job.fetch.parse.fingerprint(),
@@ -93,6 +94,7 @@ pub fn apply(job: &Job, p: &Plan, forced: bool, now: DateTime<Utc>) -> anyhow::R
                 .map(|f| f.path().display().to_string())
                 .collect(),
             forced,
+            provenance_only: p.provenance_only(),
             local: p.local.iter().map(|a| a.to_string()).collect(),
         };
         if let Err(e) = state::append_history(&job.history_path, &entry) {

@@ -30,6 +30,10 @@ pub struct State {
     /// parsed again.
     #[serde(default)]
     pub parse_options: String,
+    /// Where the list the files were rendered from came from, when it differs from `source`: a later
+    /// change moved or re-encoded the list without changing a participant, and no file was rewritten.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rendered_from: Option<Provenance>,
     /// The last successful fetch (a 304 Not Modified counts).
     #[serde(with = "seconds_utc")]
     pub last_checked: DateTime<Utc>,
@@ -133,6 +137,9 @@ pub struct HistoryEntry {
     pub files: Vec<String>,
     /// A safety guard was overridden with --force.
     pub forced: bool,
+    /// Only the list's source changed (same participants): no file was written, no hook run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub provenance_only: bool,
     /// The local adjustments in force (`excluded bank.no: reason (until 2026-12-31)`), so that an audit
     /// sees every participant this server does not force, and why.
     #[serde(default)]
@@ -174,6 +181,7 @@ mod tests {
                 fetched_at: DateTime::UNIX_EPOCH,
             },
             participants: vec![],
+            rendered_from: None,
             warnings: vec![],
             validators: SourceValidators::default(),
             parse_options: String::new(),

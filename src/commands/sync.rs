@@ -75,7 +75,7 @@ fn sync(
         printer.note(&format!("applying despite the guard (--force): {reason}"));
     }
     let outcome = apply::apply(&job, &plan, plan.guard.is_some(), chrono::Utc::now())?;
-    if outcome.changed {
+    if outcome.changed && !plan.provenance_only() {
         notifier.changed(&plan, printer);
     }
     if outcome.changed && printer.verbosity > crate::printer::Verbosity::Quiet {

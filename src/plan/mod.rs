@@ -64,6 +64,9 @@ pub struct Plan {
     pub local: Vec<Adjustment>,
     pub changes: ListChanges,
     pub files: Vec<FileChange>,
+    /// When the files keep an earlier source in their headers: the list is the same and only its source
+    /// changed (moved, re-encoded, a new page date), so no file is rewritten and no hook runs.
+    pub rendered_from: Option<Provenance>,
     /// Why applying needs `--force`, if it does.
     pub guard: Option<String>,
     /// Warnings about the configuration (expired entries, vanished own domains).
@@ -80,11 +83,24 @@ impl Plan {
         !self.changes.is_empty() || self.files_changed()
     }
 
-    /// The list itself differs from the state (new digest or other participants).
+    /// Only where the list came from changed: the same participants, no file to write.
+    pub fn provenance_only(&self) -> bool {
+        self.rendered_from.is_some() && self.changes.is_empty() && !self.files_changed()
+    }
+
+    /// The list or where it came from differs from the state (other participants, a new digest, a new
+    /// address or page date): worth a history line.
     pub fn list_changed(&self) -> bool {
         match &self.previous {
             None => true,
-            Some(s) => s.source.sha256 != self.provenance.sha256 || !self.changes.is_empty(),
+            Some(s) => {
+                let (a, b) = (&s.source, &self.provenance);
+                a.sha256 != b.sha256
+                    || a.csv != b.csv
+                    || a.page != b.page
+                    || a.page_updated != b.page_updated
+                    || !self.changes.is_empty()
+            }
         }
     }
 }
@@ -160,30 +176,6 @@ pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Resul
             "the hook program `{program}` cannot be run here (not found on PATH, or not executable)"
         )));
     }
-    let mut files = Vec::new();
-    let ctx = Renderer::context(
-        RenderInput {
-            provenance: &provenance,
-            list: &effective,
-            local: &local,
-        },
-        &job.render,
-    )?;
-    for out in &job.outputs {
-        let rendered = renderer.render_with(&out.target, &ctx, &job.render)?;
-        let before = match std::fs::read(&out.path) {
-            Ok(b) => Some(String::from_utf8_lossy(&b).into_owned()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => {
-                return Err(
-                    anyhow::Error::new(e).context(format!("reading `{}`", out.path.display()))
-                )
-            }
-        };
-        let blocks = out.target.uses_managed_block();
-        let after = merge_managed(before.as_deref(), &rendered, blocks);
-        files.push(FileChange::new(out.clone(), before, after));
-    }
     let before = previous.as_ref().map(|s| s.participants.as_slice());
     // An unchanged list (304 or the same bytes) is the state's list: there is nothing to compare.
     let changes = if not_modified {
@@ -193,6 +185,56 @@ pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Resul
     };
     // The guard compares lists; an unchanged list can only trip it by being empty.
     let guard = changes::guard(before.filter(|_| !not_modified), &list, job.guard);
+    let render_files = |provenance: &Provenance| -> anyhow::Result<Vec<FileChange>> {
+        let ctx = Renderer::context(
+            RenderInput {
+                provenance,
+                list: &effective,
+                local: &local,
+            },
+            &job.render,
+        )?;
+        job.outputs
+            .iter()
+            .map(|out| {
+                let rendered = renderer.render_with(&out.target, &ctx, &job.render)?;
+                let before = match std::fs::read(&out.path) {
+                    Ok(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                    Err(e) => {
+                        return Err(anyhow::Error::new(e)
+                            .context(format!("reading `{}`", out.path.display())))
+                    }
+                };
+                let after = merge_managed(
+                    before.as_deref(),
+                    &rendered,
+                    out.target.uses_managed_block(),
+                );
+                Ok(FileChange::new(out.clone(), before, after))
+            })
+            .collect()
+    };
+    // The files were rendered from `rendered_from` (the state's source unless a provenance-only change
+    // was recorded since). When the participants are the same, the files are expected to be exactly
+    // that rendering: a list that only moved or was re-encoded changes no file, runs no hook, and is
+    // recorded as such; a real change (or `check` finding drift) renders with the current source.
+    let rendered_from = previous
+        .as_ref()
+        .map(|s| s.rendered_from.clone().unwrap_or_else(|| s.source.clone()));
+    let same_participants =
+        from == ListFrom::State || not_modified || (previous.is_some() && changes.is_empty());
+    let (files, rendered_from) = match rendered_from.filter(|_| same_participants) {
+        Some(old) if old != provenance => {
+            let kept = render_files(&old)?;
+            if from == ListFrom::State || !kept.iter().any(FileChange::changed) {
+                (kept, Some(old))
+            } else {
+                (render_files(&provenance)?, None)
+            }
+        }
+        _ => (render_files(&provenance)?, None),
+    };
     Ok(Plan {
         previous,
         list,
@@ -203,6 +245,7 @@ pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Resul
         local,
         changes,
         files,
+        rendered_from,
         guard,
         config_warnings,
     })

@@ -47,6 +47,9 @@ fn text(out: &mut impl Write, p: &Plan) -> io::Result<()> {
     if p.previous.is_none() {
         writeln!(out, "No state yet: everything is new.")?;
     }
+    if p.provenance_only() {
+        writeln!(out, "{PROVENANCE_ONLY}")?;
+    }
     text_local(out, &p.local)?;
     text_changes(out, &p.changes)?;
     writeln!(out, "Files:")?;
@@ -71,6 +74,9 @@ fn text(out: &mut impl Write, p: &Plan) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Said when only the list's source changed.
+pub const PROVENANCE_ONLY: &str = "Source: the list moved or was re-encoded, with the same participants: no file changes and no hook runs; a sync records the new source";
 
 /// The local adjustments in force, one line each (also `check`).
 pub fn text_local(out: &mut impl Write, local: &[Adjustment]) -> io::Result<()> {
@@ -207,6 +213,8 @@ pub struct PlanJson<'a> {
     pub participants: &'a [Participant],
     pub warnings: Vec<&'a Warning>,
     pub not_modified: bool,
+    /// Only the list's source changed: nothing to write.
+    pub provenance_only: bool,
     /// Local adjustments in force: exclusions, additions, overrides, own domains.
     pub local: &'a [Adjustment],
     pub changes: ChangesJson<'a>,
@@ -221,6 +229,7 @@ fn json(out: &mut impl Write, p: &Plan) -> io::Result<()> {
         participants: &p.list.participants,
         warnings: p.list.warnings.iter().chain(&p.config_warnings).collect(),
         not_modified: p.not_modified,
+        provenance_only: p.provenance_only(),
         local: &p.local,
         changes: ChangesJson::new(&p.changes),
         files: p.files.iter().map(FileJson::new).collect(),
@@ -245,6 +254,9 @@ fn markdown(out: &mut impl Write, p: &Plan) -> io::Result<()> {
             "> **Refused by a safety guard:** {}. Review before applying with `--force`.\n",
             crate::sanitize::one_line(reason)
         )?;
+    }
+    if p.provenance_only() {
+        writeln!(out, "{PROVENANCE_ONLY}.\n")?;
     }
     markdown_local(out, &p.local)?;
     writeln!(out, "| | participants | domains |\n|---|---|---|")?;

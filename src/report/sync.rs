@@ -27,6 +27,14 @@ fn listed(out: &mut impl Write, sign: char, domains: &[crate::domain::Domain]) -
 
 pub fn applied(out: &mut impl Write, p: &Plan, outcome: &Outcome) -> io::Result<()> {
     let ch = &p.changes;
+    if p.provenance_only() {
+        return writeln!(
+            out,
+            "bits-tls: recorded the list's new source ({}; sha256 {}): the same participants, so no file was written and no hook run",
+            list_size(p.list.participants.len(), p.list.domains().len()),
+            short_digest(&p.provenance.sha256)
+        );
+    }
     writeln!(
         out,
         "bits-tls: applied the Bits list ({}; sha256 {})",
