@@ -393,3 +393,24 @@ fn every_local_adjustment_is_visible_in_files_history_and_check() {
             "both in [[exclude]] and in [[extra_domains]]",
         ));
 }
+
+#[test]
+fn diffs_are_coloured_only_when_colour_is_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| -> String {
+        let out = bits()
+            .current_dir(dir.path())
+            .args(["diff", "-q", "-o", "exim-domains=x", "-s"])
+            .arg(example_csv())
+            .args(extra)
+            .assert()
+            .code(2);
+        String::from_utf8(out.get_output().stdout.clone()).unwrap()
+    };
+    assert!(run(&["--color", "always"]).contains("\u{1b}[32m+bits.no\u{1b}[0m\n"));
+    assert!(
+        !run(&[]).contains('\u{1b}'),
+        "NO_COLOR is set by the test harness"
+    );
+    assert!(!run(&["--color", "always", "-f", "json"]).contains('\u{1b}'));
+}

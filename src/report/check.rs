@@ -2,7 +2,7 @@
 //! the state still match the live list?
 
 use super::plan::{markdown_local, text_changes, text_local, ChangesJson, FileJson};
-use super::{for_terminal_lines, md_code, md_diff, JSON_VERSION};
+use super::{diff_for_terminal, md_code, md_diff, JSON_VERSION};
 use crate::plan::{Adjustment, FileChange, ListChanges};
 use crate::sanitize::for_terminal;
 use crate::state::State;
@@ -90,7 +90,7 @@ fn text(out: &mut impl Write, c: &Check) -> io::Result<()> {
     }
     for f in c.drift() {
         writeln!(out)?;
-        out.write_all(for_terminal_lines(&f.diff).as_bytes())?;
+        out.write_all(diff_for_terminal(&f.diff).as_bytes())?;
     }
     if let Some(ch) = c.online {
         writeln!(out, "\nAgainst the live list:")?;

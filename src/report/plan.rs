@@ -2,7 +2,7 @@
 //! the state, what every output file would become, and whether a guard trips.
 
 use super::{
-    describe_change, domains, for_terminal_lines, list_size, md_code, md_diff, source_line, who,
+    describe_change, diff_for_terminal, domains, list_size, md_code, md_diff, source_line, who,
     JSON_VERSION,
 };
 use crate::domain::Domain;
@@ -64,7 +64,7 @@ fn text(out: &mut impl Write, p: &Plan) -> io::Result<()> {
     }
     for f in p.files.iter().filter(|f| f.changed()) {
         writeln!(out)?;
-        out.write_all(for_terminal_lines(&f.diff).as_bytes())?;
+        out.write_all(diff_for_terminal(&f.diff).as_bytes())?;
     }
     if let Some(reason) = &p.guard {
         writeln!(
