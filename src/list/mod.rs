@@ -57,7 +57,21 @@ impl Warning {
     }
 }
 
-/// The parsed list: participants sorted by name, and the warnings met on the way.
+/// A sort key for names in Norwegian alphabetical order: case folded, and Æ, Ø, Å after Z (Ä and Ö as
+/// Æ and Ø, as Norwegian dictionaries sort them), where plain code-point order puts Å first.
+pub fn norwegian_order(name: &str) -> Vec<u32> {
+    name.chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| match c {
+            'æ' | 'ä' => 'z' as u32 + 1,
+            'ø' | 'ö' => 'z' as u32 + 2,
+            'å' => 'z' as u32 + 3,
+            c => c as u32,
+        })
+        .collect()
+}
+
+/// The parsed list: participants sorted by name (in Norwegian order), and the warnings met on the way.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParticipantList {
     pub participants: Vec<Participant>,
@@ -338,7 +352,8 @@ impl Builder {
         for p in &mut participants {
             p.domains.sort();
         }
-        participants.sort_by_cached_key(|p| (p.organization.to_lowercase(), p.domains[0].clone()));
+        participants
+            .sort_by_cached_key(|p| (norwegian_order(&p.organization), p.domains[0].clone()));
         self.warnings.sort_by_key(|w| w.line.unwrap_or(0));
         if participants.is_empty() {
             self.warnings
@@ -354,6 +369,16 @@ impl Builder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_sort_in_norwegian_order() {
+        let mut names = vec!["Åsen Sparebank", "Zeta", "Ørland", "Ærlig", "alfa", "Øst"];
+        names.sort_by_key(|n| norwegian_order(n));
+        assert_eq!(
+            names,
+            ["alfa", "Zeta", "Ærlig", "Ørland", "Øst", "Åsen Sparebank"]
+        );
+    }
 
     fn recs(rows: &[&[&str]]) -> Vec<Record> {
         rows.iter()
