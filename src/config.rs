@@ -88,6 +88,8 @@ pub struct Safety {
     pub backups: usize,
     /// Seconds a sync waits for another one to finish.
     pub lock_timeout: u64,
+    /// Seconds a hook may run before it is ended (with everything it started) and the sync rolled back.
+    pub hook_timeout: u64,
 }
 
 impl Default for Safety {
@@ -97,6 +99,7 @@ impl Default for Safety {
             min_domains_for_guard: 10,
             backups: 3,
             lock_timeout: 10,
+            hook_timeout: 60,
         }
     }
 }
@@ -206,6 +209,9 @@ impl Config {
         }
         if self.max_size == Some(0) {
             return Err(self.invalid("max_size: must be at least 1 byte".into()));
+        }
+        if self.safety.hook_timeout == 0 {
+            return Err(self.invalid("safety.hook_timeout: must be at least 1 second".into()));
         }
         if self.safety.max_removed_percent > 100 {
             return Err(self.invalid("safety.max_removed_percent: must be from 0 to 100".into()));
@@ -335,6 +341,7 @@ own_domains = []
 # min_domains_for_guard = 10   # …when the previous list had at least this many
 # backups = 3                  # file.bak.1 … file.bak.3 beside each output
 # lock_timeout = 10            # seconds to wait for another sync
+# hook_timeout = 60            # seconds a hook may run; then it is ended and the files put back
 
 # What to write. target: postfix-policy, postfix-senders, exim-domains, exim-config, exchange,
 # exchange-online; or template = "file.j2" for your own format. hook is an argv list run after all files

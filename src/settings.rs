@@ -219,6 +219,7 @@ pub fn job(cfg: &Config, args: &JobArgs, today: chrono::NaiveDate) -> anyhow::Re
         },
         backups: cfg.safety.backups,
         lock_timeout: cfg.safety.lock_timeout,
+        hook_timeout: cfg.safety.hook_timeout,
         state_path,
         history_path,
         today,

@@ -34,6 +34,8 @@ pub struct Job {
     pub backups: usize,
     /// Seconds a sync waits for another one to finish.
     pub lock_timeout: u64,
+    /// Seconds a hook may run before it is ended and the sync rolled back.
+    pub hook_timeout: u64,
     pub state_path: PathBuf,
     pub history_path: PathBuf,
     pub today: NaiveDate,
@@ -125,10 +127,13 @@ pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Resul
         },
         &job.render,
     )?;
+    let mut config_warnings = config_warnings;
     for out in &job.outputs {
         let rendered = renderer.render_with(&out.target, &ctx, &job.render)?;
+        files::check_no_markers(&rendered).map_err(anyhow::Error::msg)?;
+        // Through a symbolic link: the file it points to is what is compared and written.
         let before = match std::fs::read(&out.path) {
-            Ok(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+            Ok(b) => Some(b),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => {
                 return Err(
@@ -137,7 +142,8 @@ pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Resul
             }
         };
         let blocks = out.target.uses_managed_block();
-        let after = merge_managed(before.as_deref(), &rendered, blocks);
+        let after = files::merge_managed_bytes(before.as_deref(), &rendered, blocks);
+        config_warnings.extend(files::shadowing_lines(out, &after, &rendered));
         files.push(FileChange::new(out.clone(), before, after));
     }
     let before = previous.as_ref().map(|s| s.participants.as_slice());
@@ -320,11 +326,12 @@ mod tests {
         );
         assert!(again.starts_with(foreign));
         assert!(
-            again.contains("fno.no verify\n# END bits-tls\n") && !again.contains("bits.no verify")
+            again.contains(&format!("fno.no verify\n{}\n", files::END))
+                && !again.contains("bits.no verify")
         );
         let with_tail = format!("{merged}# trailing own line\n");
         let again = merge_managed(Some(&with_tail), rendered, true);
-        assert!(again.ends_with("# END bits-tls\n# trailing own line\n"));
+        assert!(again.ends_with(&format!("{}\n# trailing own line\n", files::END)));
         assert_eq!(
             merge_managed(Some(foreign), rendered, false),
             rendered,
