@@ -450,6 +450,39 @@ pub fn pending(job: &Job) -> anyhow::Result<Option<Journal>> {
     Ok(Journal::load(&journal::path_for(&job.state_path))?)
 }
 
+/// What `check` must report besides file contents: an unfinished transaction, and a derived table
+/// (`postmap`'s `.db`, `.lmdb`, `.cdb`) older than the file it was made from.
+pub fn integrity(job: &Job) -> anyhow::Result<Vec<String>> {
+    let mut problems = Vec::new();
+    if let Some(j) = pending(job)? {
+        problems.push(format!(
+            "a sync started {} was interrupted and is unfinished ({} file(s)); `bits-tls sync` finishes or undoes it",
+            j.started.format("%Y-%m-%d %H:%M:%S UTC"),
+            j.files.len()
+        ));
+    }
+    for o in job.outputs.iter().filter(|o| o.hook.is_some()) {
+        let Ok(source) = std::fs::metadata(&o.path).and_then(|m| m.modified()) else {
+            continue;
+        };
+        for ext in ["db", "lmdb", "cdb"] {
+            let mut derived = o.path.clone().into_os_string();
+            derived.push(format!(".{ext}"));
+            let derived = PathBuf::from(derived);
+            if let Ok(t) = std::fs::metadata(&derived).and_then(|m| m.modified()) {
+                if t < source {
+                    problems.push(format!(
+                        "`{}` is older than `{}`: its hook has not run since the file changed",
+                        derived.display(),
+                        o.path.display()
+                    ));
+                }
+            }
+        }
+    }
+    Ok(problems)
+}
+
 fn lock_path(job: &Job) -> PathBuf {
     let mut p = job.state_path.clone().into_os_string();
     p.push(".lock");

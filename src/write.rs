@@ -488,7 +488,10 @@ mod tests {
         let removed = remove_leftovers(std::slice::from_ref(&a), false);
         assert_eq!(removed, vec![kept]);
         assert!(undo_path(&a).exists());
-        assert_eq!(remove_leftovers(std::slice::from_ref(&a), true), vec![undo_path(&a)]);
+        assert_eq!(
+            remove_leftovers(std::slice::from_ref(&a), true),
+            vec![undo_path(&a)]
+        );
         assert!(dir.path().join(".other.x.bits-tls-tmp").exists());
     }
 
