@@ -139,8 +139,10 @@ impl SourceSettings {
             None => Location::parse(DEFAULT_SOURCE)?,
         };
         let d = HttpOptions::default();
+        let timeout = layer.timeout.map_or(d.timeout, Duration::from_secs);
         let http = HttpOptions {
-            timeout: layer.timeout.map_or(d.timeout, Duration::from_secs),
+            timeout,
+            run_timeout: timeout * crate::source::http::RUN_TIMEOUT_FACTOR,
             max_bytes: layer.max_size.unwrap_or(d.max_bytes),
             allow_http: layer.allow_http.unwrap_or(d.allow_http),
             ca_file: layer.ca_file.or(d.ca_file),

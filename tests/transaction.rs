@@ -449,7 +449,10 @@ fn sigterm_during_a_hook_rolls_back_and_leaves_no_orphan() {
         .is_ok_and(|s| !s.rsplit(')').next().unwrap().trim_start().starts_with('Z'));
     assert!(!alive, "the hook's child {pid} was orphaned");
     assert!(w.leftovers().is_empty(), "{:?}", w.leftovers());
-    assert_eq!(w.run(&["check", "--max-age", "1000"]).status.code(), Some(0));
+    assert_eq!(
+        w.run(&["check", "--max-age", "1000"]).status.code(),
+        Some(0)
+    );
 }
 
 /// A hung hook is ended at `safety.hook_timeout`, the sync rolls back and the lock is freed; a hook
