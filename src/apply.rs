@@ -91,6 +91,13 @@ pub fn apply(job: &Job, p: &Plan, forced: bool, now: DateTime<Utc>) -> anyhow::R
         } else {
             p.previous.as_ref().map_or(now, |s| s.last_changed)
         },
+        baseline: Some(crate::plan::changes::next_baseline(
+            p.previous.as_ref().and_then(|s| s.baseline.as_ref()),
+            &p.list,
+            forced,
+            now,
+            job.guard.baseline_days,
+        )),
     };
     let state_json = new_state.to_json();
     if !changed {

@@ -218,6 +218,8 @@ pub fn job(cfg: &Config, args: &JobArgs, today: chrono::NaiveDate) -> anyhow::Re
         guard: Guard {
             max_removed_percent: cfg.safety.max_removed_percent,
             min_domains: cfg.safety.min_domains_for_guard,
+            max_added_percent: cfg.safety.max_added_percent,
+            baseline_days: cfg.safety.baseline_days,
         },
         backups: cfg.safety.backups,
         lock_timeout: cfg.safety.lock_timeout,

@@ -36,6 +36,9 @@ pub struct State {
     /// The last sync that changed the list or a file.
     #[serde(with = "seconds_utc")]
     pub last_changed: DateTime<Utc>,
+    /// What the shrink guard also measures against (see `plan::changes::Baseline`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<crate::plan::Baseline>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -243,6 +246,7 @@ mod tests {
             parse_options: String::new(),
             last_checked: DateTime::UNIX_EPOCH,
             last_changed: DateTime::UNIX_EPOCH,
+            baseline: None,
         }
     }
 

@@ -7,7 +7,7 @@ pub mod changes;
 pub mod effective;
 pub mod files;
 
-pub use changes::{guard, list_changes, Guard, ListChanges, ParticipantChange};
+pub use changes::{guard, list_changes, Baseline, Guard, ListChanges, ParticipantChange};
 pub use effective::{effective, Adjustments, DomainEntry};
 pub use files::{merge_managed, FileChange, FileStatus, Output};
 
@@ -154,7 +154,15 @@ pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Resul
         list_changes(before.unwrap_or(&[]), &list.participants)
     };
     // The guard compares lists; an unchanged list can only trip it by being empty.
-    let guard = changes::guard(before.filter(|_| !not_modified), &list, job.guard);
+    let guard = changes::guard(before.filter(|_| !not_modified), &list, job.guard).or_else(|| {
+        let baseline = previous.as_ref().and_then(|s| s.baseline.as_ref());
+        changes::guard_baseline(
+            baseline.filter(|_| !not_modified),
+            &list,
+            job.guard,
+            job.today,
+        )
+    });
     Ok(Plan {
         previous,
         list,
@@ -278,6 +286,8 @@ mod tests {
         let g = Guard {
             max_removed_percent: 10,
             min_domains: 10,
+            max_added_percent: 50,
+            baseline_days: 30,
         };
         let many: Vec<Participant> = (0..20)
             .map(|i| p(&format!("P{i}"), None, &[&format!("d{i}.no")]))
@@ -294,6 +304,13 @@ mod tests {
         assert!(guard(Some(&many), &list(many[3..].to_vec()), g)
             .unwrap()
             .contains("removes 3 of 20 domains (15 %)"));
+        assert!(guard(Some(&many[..10]), &list(many.clone()), g)
+            .unwrap()
+            .contains("adds 10 domains to the 10 listed (100 %)"));
+        assert_eq!(
+            guard(Some(&many[..14]), &list(many[..20].to_vec()), g),
+            None
+        );
         let few = many[..5].to_vec();
         assert_eq!(
             guard(Some(&few), &list(few[..1].to_vec()), g),
