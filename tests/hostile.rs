@@ -110,9 +110,9 @@ fn hostile_names_never_end_the_block_or_touch_the_admins_lines() {
         if begins != 1 || ends != 1 {
             escaped.push(format!("{t}: {begins} begin and {ends} end markers"));
         }
-        for i in 0..PAYLOADS.len() {
+        for (i, p) in PAYLOADS.iter().enumerate() {
             if s.contains(&format!("hostile{i}.no")) {
-                escaped.push(format!("{t}: participant {:?} stayed", PAYLOADS[i]));
+                escaped.push(format!("{t}: participant {p:?} stayed"));
             }
         }
         if !s.contains("bits.no") {
