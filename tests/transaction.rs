@@ -575,6 +575,34 @@ fn owner_group_and_mode_are_kept_and_the_group_can_still_read() {
     );
 }
 
+/// A POSIX ACL that lets another user read the file survives the replace.
+#[test]
+fn acls_are_kept() {
+    let w = Tx::new(&names(0..12), "");
+    w.sync_ok();
+    let exim = w.path("out/exim");
+    let set = Command::new("setfacl")
+        .args(["-m", "u:nobody:r"])
+        .arg(&exim)
+        .output()
+        .expect("setfacl: run scripts/setup-test-tools.sh");
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    w.serve(&names(0..13));
+    w.sync_ok();
+    let get = Command::new("getfacl")
+        .arg("-p")
+        .arg(&exim)
+        .output()
+        .unwrap();
+    let acl = String::from_utf8_lossy(&get.stdout);
+    assert!(acl.contains("user:nobody:r--"), "{acl}");
+    assert!(w.read("out/exim").unwrap().contains("d12.no"));
+}
+
 /// Config repositories symlink into /etc/postfix: the link stays a link and its target is replaced
 /// atomically; so for a symlinked state.
 #[test]
