@@ -13,6 +13,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::mta::PostfixDir;
 use support::{bits_std, Reply, Server};
@@ -34,7 +35,7 @@ fn names(range: std::ops::Range<usize>) -> Vec<String> {
 struct Tx {
     dir: tempfile::TempDir,
     server: Server,
-    postfix: PostfixDir,
+    postfix: Arc<PostfixDir>,
 }
 
 impl Tx {
@@ -43,10 +44,14 @@ impl Tx {
     }
 
     fn with_reload(domains: &[String], safety: &str, reload: &str) -> Tx {
+        Tx::sharing(Arc::new(PostfixDir::new("")), domains, safety, reload)
+    }
+
+    /// With a Postfix configuration shared by several: the first `postmap` in a new one is slow.
+    fn sharing(postfix: Arc<PostfixDir>, domains: &[String], safety: &str, reload: &str) -> Tx {
         let server = Server::start(vec![("/liste.csv", vec![Reply::csv(list(domains))])]);
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("out")).unwrap();
-        let postfix = PostfixDir::new("");
         let root = support::mta::postfix_root();
         let postmap = format!(
             "[\"env\", \"LD_LIBRARY_PATH={}\", \"{}\", \"-c\", \"{}\", \"hash:{{path}}\"]",
@@ -236,10 +241,14 @@ impl Tx {
 }
 
 /// A sync of list A, then list B killed at `fault`, then recovery (a plain sync); returns what is wrong.
-fn kill_and_recover(fault: &str, then: Option<&str>) -> (bool, Vec<String>) {
+fn kill_and_recover(
+    postfix: &Arc<PostfixDir>,
+    fault: &str,
+    then: Option<&str>,
+) -> (bool, Vec<String>) {
     let a = names(0..12);
     let b = names(3..16);
-    let w = Tx::new(&a, "");
+    let w = Tx::sharing(postfix.clone(), &a, "", "echo reload >> reload.log");
     w.sync_ok();
     let v1 = w.read("out/policy").unwrap();
     let reloads = w.reloads();
@@ -273,9 +282,12 @@ fn kill_and_recover(fault: &str, then: Option<&str>) -> (bool, Vec<String>) {
     )
 }
 
-/// Every named point of the transaction, each occurrence (three files, three hooks, three backups).
+/// Every named point of the transaction (three files, three hooks with the reload, three backups). In
+/// `cargo test` one or two occurrences of each; every occurrence under `scripts/soak-kills.sh`.
 #[test]
 fn a_kill_at_every_point_of_the_transaction_is_recovered() {
+    let postfix = Arc::new(PostfixDir::new(""));
+    let all = std::env::var_os("BITS_TLS_SOAK_KILLS").is_some();
     let mut kills = 0;
     let mut bad = Vec::new();
     for (point, times) in [
@@ -289,8 +301,11 @@ fn a_kill_at_every_point_of_the_transaction_is_recovered() {
         ("after-backup", 3),
     ] {
         for n in 1..=times {
+            if !all && times > 1 && n == 1 {
+                continue;
+            }
             let fault = format!("{point}:{n}");
-            let (killed, problems) = kill_and_recover(&fault, None);
+            let (killed, problems) = kill_and_recover(&postfix, &fault, None);
             assert!(killed, "{fault} was never reached");
             kills += 1;
             bad.extend(problems);
@@ -301,7 +316,7 @@ fn a_kill_at_every_point_of_the_transaction_is_recovered() {
         ("after-rename:2", "recovery-after-restore"),
         ("after-state", "recovery-after-hook:2"),
     ] {
-        let (_, problems) = kill_and_recover(first, Some(second));
+        let (_, problems) = kill_and_recover(&postfix, first, Some(second));
         kills += 2;
         bad.extend(problems);
     }
