@@ -28,10 +28,11 @@ apt_update_once() {
 # Libraries the unpacked binaries link against, and build tools for -sys crates.
 # iproute2 and dnsmasq-base build the delivery test's private network (tests/delivery.rs), whose receiving
 # servers are a Python script; procps gives `kill`, which stops the test Postfix instances; openssl makes
-# the RSA key of the TLS 1.1 receiver. fish and zsh run the completion scripts (tests/completions.rs).
+# the RSA key of the TLS 1.1 receiver. fish and zsh run the completion scripts (tests/completions.rs);
+# acl gives setfacl/getfacl (tests/transaction.rs: a replaced file keeps its ACL).
 packages=(build-essential ca-certificates libdb5.3 libicu72 libnsl2 libsasl2-2 libssl3
           libgnutls30 libgnutls-dane0 libidn12 libidn2-0 libpcre2-8-0 libcrypt1
-          iproute2 dnsmasq-base procps openssl fish zsh)
+          iproute2 dnsmasq-base procps openssl fish zsh acl)
 command -v python3 >/dev/null 2>&1 || packages+=(python3)
 missing=()
 for p in "${packages[@]}"; do

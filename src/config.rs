@@ -106,10 +106,17 @@ pub struct Safety {
     pub max_removed_percent: u32,
     /// … when the previous list had at least this many.
     pub min_domains_for_guard: usize,
+    /// Refuse a sync that adds more than this share of the previous list's domains.
+    pub max_added_percent: u32,
+    /// Removals also count against the list as it was at the last forced sync, or up to this many
+    /// days ago, so that many small cuts cannot add up unseen.
+    pub baseline_days: u32,
     /// Backups kept of each output file (`file.bak.1` is the newest); 0 keeps none.
     pub backups: usize,
     /// Seconds a sync waits for another one to finish.
     pub lock_timeout: u64,
+    /// Seconds a hook may run before it is ended (with everything it started) and the sync rolled back.
+    pub hook_timeout: u64,
 }
 
 impl Default for Safety {
@@ -117,8 +124,11 @@ impl Default for Safety {
         Safety {
             max_removed_percent: 10,
             min_domains_for_guard: 10,
+            max_added_percent: 50,
+            baseline_days: 30,
             backups: 3,
             lock_timeout: 10,
+            hook_timeout: 60,
         }
     }
 }
@@ -306,6 +316,9 @@ impl Config {
         if self.max_size == Some(0) {
             return Err(self.invalid("max_size: must be at least 1 byte".into()));
         }
+        if self.safety.hook_timeout == 0 {
+            return Err(self.invalid("safety.hook_timeout: must be at least 1 second".into()));
+        }
         if self.safety.max_removed_percent > 100 {
             return Err(self.invalid("safety.max_removed_percent: must be from 0 to 100".into()));
         }
@@ -458,8 +471,11 @@ own_domains = []
 [safety]
 # max_removed_percent = 10     # refuse (exit 3) a sync that removes more than this share of the domains…
 # min_domains_for_guard = 10   # …when the previous list had at least this many
+# max_added_percent = 50       # refuse a sync that adds more than this share
+# baseline_days = 30           # removals also count against the list of up to this many days ago
 # backups = 3                  # file.bak.1 … file.bak.3 beside each output
 # lock_timeout = 10            # seconds to wait for another sync
+# hook_timeout = 60            # seconds a hook may run; then it is ended and the files put back
 
 # What to write. target: postfix-policy, postfix-senders, exim-domains, exim-main, exim-acl,
 # exim-router, exim-transport, exchange, exchange-online; or template = "file.j2" for your own format.

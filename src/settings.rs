@@ -148,8 +148,10 @@ impl SourceSettings {
             None => Location::parse(DEFAULT_SOURCE)?,
         };
         let d = HttpOptions::default();
+        let timeout = layer.timeout.map_or(d.timeout, Duration::from_secs);
         let http = HttpOptions {
-            timeout: layer.timeout.map_or(d.timeout, Duration::from_secs),
+            timeout,
+            run_timeout: timeout * crate::source::http::RUN_TIMEOUT_FACTOR,
             max_bytes: layer.max_size.unwrap_or(d.max_bytes),
             allow_http: layer.allow_http.unwrap_or(d.allow_http),
             ca_file: layer.ca_file.or(d.ca_file),
@@ -277,9 +279,12 @@ pub fn job(cfg: &Config, args: &JobArgs, today: chrono::NaiveDate) -> anyhow::Re
         guard: Guard {
             max_removed_percent: cfg.safety.max_removed_percent,
             min_domains: cfg.safety.min_domains_for_guard,
+            max_added_percent: cfg.safety.max_added_percent,
+            baseline_days: cfg.safety.baseline_days,
         },
         backups: cfg.safety.backups,
         lock_timeout: cfg.safety.lock_timeout,
+        hook_timeout: cfg.safety.hook_timeout,
         state_path,
         history_path,
         today,

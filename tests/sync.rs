@@ -378,7 +378,12 @@ fn managed_block_keeps_the_surrounding_bytes() {
     w.cmd(&["sync"]).success();
     let policy = w.read("out/policy").unwrap();
     assert!(policy.starts_with(own), "{policy}");
-    assert!(policy.contains("# BEGIN bits-tls") && policy.trim_end().ends_with("# END bits-tls"));
+    assert!(
+        policy.contains("# BEGIN bits-tls <managed block")
+            && policy
+                .trim_end()
+                .ends_with("# END bits-tls <managed block>")
+    );
     // Lines added after the block survive the next change too.
     std::fs::write(
         w.path("out/policy"),
@@ -388,7 +393,10 @@ fn managed_block_keeps_the_surrounding_bytes() {
     w.serve(&names(13));
     w.cmd(&["sync"]).success();
     let policy = w.read("out/policy").unwrap();
-    assert!(policy.starts_with(own) && policy.ends_with("# END bits-tls\ntail.example verify\n"));
+    assert!(
+        policy.starts_with(own)
+            && policy.ends_with("# END bits-tls <managed block>\ntail.example verify\n")
+    );
     assert!(policy.contains("\nd12.no verify"));
     w.cmd(&["check"]).code(0);
 }

@@ -44,7 +44,15 @@ fn sync(
             crate::sanitize::for_terminal(program)
         );
     }
+    apply::check_output_paths(&job).map_err(anyhow::Error::msg)?;
     let _lock = apply::lock(&job)?;
+    // An earlier run cut short is finished or undone before anything else (see apply::recover).
+    let (recovered, warnings) = apply::recover(&job)?;
+    let warn = |m: &str| printer.warning(&crate::list::Warning::general(m));
+    if let Some(r) = &recovered {
+        warn(&r.describe());
+    }
+    warnings.iter().for_each(|w| warn(w));
     let plan = plan::prepare(&job, ListFrom::Source, &printer.log())?;
     // The list's own warnings repeat on every run; they are shown when the list changed (or with -v),
     // so a cron job mails only news. Configuration warnings need action and are always shown.
@@ -75,6 +83,7 @@ fn sync(
         printer.note(&format!("applying despite the guard (--force): {reason}"));
     }
     let outcome = apply::apply(&job, &plan, plan.guard.is_some(), chrono::Utc::now())?;
+    outcome.warnings.iter().for_each(|w| warn(w));
     if outcome.changed && !plan.provenance_only() {
         notifier.changed(&plan, printer);
     }

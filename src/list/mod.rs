@@ -270,7 +270,15 @@ impl Builder {
         let mut domains = Vec::new();
         for token in tokens {
             match Domain::parse(token, self.rules) {
-                Ok(d) => domains.push(d),
+                Ok(d) => {
+                    if let Some(why) = d.lookalike() {
+                        self.warn(
+                            line,
+                            format!("domain `{d}` {why}; check it with the participant"),
+                        );
+                    }
+                    domains.push(d)
+                }
                 Err(e) => self.warn(
                     line,
                     format!("domain `{}` {e}; left out", sanitize::excerpt(token, 80)),

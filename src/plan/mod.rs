@@ -7,7 +7,7 @@ pub mod changes;
 pub mod effective;
 pub mod files;
 
-pub use changes::{guard, list_changes, Guard, ListChanges, ParticipantChange};
+pub use changes::{guard, list_changes, Baseline, Guard, ListChanges, ParticipantChange};
 pub use effective::{effective, Adjustment, AdjustmentKind, Adjustments, DomainEntry};
 pub use files::{merge_managed, FileChange, FileStatus, Output};
 
@@ -34,6 +34,8 @@ pub struct Job {
     pub backups: usize,
     /// Seconds a sync waits for another one to finish.
     pub lock_timeout: u64,
+    /// Seconds a hook may run before it is ended and the sync rolled back.
+    pub hook_timeout: u64,
     pub state_path: PathBuf,
     pub history_path: PathBuf,
     pub today: NaiveDate,
@@ -184,37 +186,46 @@ pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Resul
         list_changes(before.unwrap_or(&[]), &list.participants)
     };
     // The guard compares lists; an unchanged list can only trip it by being empty.
-    let guard = changes::guard(before.filter(|_| !not_modified), &list, job.guard);
-    let render_files = |provenance: &Provenance| -> anyhow::Result<Vec<FileChange>> {
-        let ctx = Renderer::context(
-            RenderInput {
-                provenance,
-                list: &effective,
-                local: &local,
-            },
-            &job.render,
-        )?;
-        job.outputs
-            .iter()
-            .map(|out| {
+    let guard = changes::guard(before.filter(|_| !not_modified), &list, job.guard).or_else(|| {
+        let baseline = previous.as_ref().and_then(|s| s.baseline.as_ref());
+        changes::guard_baseline(
+            baseline.filter(|_| !not_modified),
+            &list,
+            job.guard,
+            job.today,
+        )
+    });
+    let render_files =
+        |provenance: &Provenance| -> anyhow::Result<(Vec<FileChange>, Vec<Warning>)> {
+            let ctx = Renderer::context(
+                RenderInput {
+                    provenance,
+                    list: &effective,
+                    local: &local,
+                },
+                &job.render,
+            )?;
+            let mut files = Vec::new();
+            let mut warnings = Vec::new();
+            for out in &job.outputs {
                 let rendered = renderer.render_with(&out.target, &ctx, &job.render)?;
+                files::check_no_markers(&rendered).map_err(anyhow::Error::msg)?;
+                // Through a symbolic link: the file it points to is what is compared and written.
                 let before = match std::fs::read(&out.path) {
-                    Ok(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+                    Ok(b) => Some(b),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
                     Err(e) => {
                         return Err(anyhow::Error::new(e)
                             .context(format!("reading `{}`", out.path.display())))
                     }
                 };
-                let after = merge_managed(
-                    before.as_deref(),
-                    &rendered,
-                    out.target.uses_managed_block(),
-                );
-                Ok(FileChange::new(out.clone(), before, after))
-            })
-            .collect()
-    };
+                let blocks = out.target.uses_managed_block();
+                let after = files::merge_managed_bytes(before.as_deref(), &rendered, blocks);
+                warnings.extend(files::shadowing_lines(out, &after, &rendered));
+                files.push(FileChange::new(out.clone(), before, after));
+            }
+            Ok((files, warnings))
+        };
     // The files were rendered from `rendered_from` (the state's source unless a provenance-only change
     // was recorded since). When the participants are the same, the files are expected to be exactly
     // that rendering: a list that only moved or was re-encoded changes no file, runs no hook, and is
@@ -224,10 +235,10 @@ pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Resul
         .map(|s| s.rendered_from.clone().unwrap_or_else(|| s.source.clone()));
     let same_participants =
         from == ListFrom::State || not_modified || (previous.is_some() && changes.is_empty());
-    let (files, rendered_from) = match rendered_from.filter(|_| same_participants) {
+    let ((files, shadowing), rendered_from) = match rendered_from.filter(|_| same_participants) {
         Some(old) if old != provenance => {
             let kept = render_files(&old)?;
-            if from == ListFrom::State || !kept.iter().any(FileChange::changed) {
+            if from == ListFrom::State || !kept.0.iter().any(FileChange::changed) {
                 (kept, Some(old))
             } else {
                 (render_files(&provenance)?, None)
@@ -235,6 +246,7 @@ pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Resul
         }
         _ => (render_files(&provenance)?, None),
     };
+    config_warnings.extend(shadowing);
     Ok(Plan {
         previous,
         list,
@@ -369,6 +381,8 @@ mod tests {
         let g = Guard {
             max_removed_percent: 10,
             min_domains: 10,
+            max_added_percent: 50,
+            baseline_days: 30,
         };
         let many: Vec<Participant> = (0..20)
             .map(|i| p(&format!("P{i}"), None, &[&format!("d{i}.no")]))
@@ -385,6 +399,13 @@ mod tests {
         assert!(guard(Some(&many), &list(many[3..].to_vec()), g)
             .unwrap()
             .contains("removes 3 of 20 domains (15 %)"));
+        assert!(guard(Some(&many[..10]), &list(many.clone()), g)
+            .unwrap()
+            .contains("adds 10 domains to the 10 listed (100 %)"));
+        assert_eq!(
+            guard(Some(&many[..14]), &list(many[..20].to_vec()), g),
+            None
+        );
         let few = many[..5].to_vec();
         assert_eq!(
             guard(Some(&few), &list(few[..1].to_vec()), g),
@@ -417,11 +438,12 @@ mod tests {
         );
         assert!(again.starts_with(foreign));
         assert!(
-            again.contains("fno.no verify\n# END bits-tls\n") && !again.contains("bits.no verify")
+            again.contains(&format!("fno.no verify\n{}\n", files::END))
+                && !again.contains("bits.no verify")
         );
         let with_tail = format!("{merged}# trailing own line\n");
         let again = merge_managed(Some(&with_tail), rendered, true);
-        assert!(again.ends_with("# END bits-tls\n# trailing own line\n"));
+        assert!(again.ends_with(&format!("{}\n# trailing own line\n", files::END)));
         assert_eq!(
             merge_managed(Some(foreign), rendered, false),
             rendered,

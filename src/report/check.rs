@@ -32,6 +32,8 @@ pub struct Check<'a> {
     pub stale: bool,
     /// Every configured output, changed or not.
     pub files: &'a [FileChange],
+    /// Drift beyond file contents: an unfinished sync, a derived table older than its file.
+    pub problems: &'a [String],
     /// The state against the live list (`--online`).
     pub online: Option<&'a ListChanges>,
     /// Local adjustments in force.
@@ -88,6 +90,9 @@ fn text(out: &mut impl Write, c: &Check) -> io::Result<()> {
             for_terminal(&f.path().display().to_string())
         )?;
     }
+    for p in c.problems {
+        writeln!(out, "  DRIFT   {}", for_terminal(p))?;
+    }
     for f in c.drift() {
         writeln!(out)?;
         out.write_all(diff_for_terminal(&f.diff).as_bytes())?;
@@ -113,6 +118,9 @@ pub struct CheckJson<'a> {
     pub drift: Vec<FileJson<'a>>,
     /// With `--online`: the live list against the state.
     pub list_changes: Option<ChangesJson<'a>>,
+    /// Drift beyond file contents (an unfinished sync, a stale derived table); absent when none.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub problems: &'a [String],
 }
 
 fn json(out: &mut impl Write, c: &Check) -> io::Result<()> {
@@ -133,6 +141,7 @@ fn json(out: &mut impl Write, c: &Check) -> io::Result<()> {
         local: c.local,
         drift: c.drift().map(FileJson::new).collect(),
         list_changes: c.online.map(ChangesJson::new),
+        problems: c.problems,
     };
     serde_json::to_writer_pretty(&mut *out, &doc)?;
     writeln!(out)
@@ -161,6 +170,9 @@ fn markdown(out: &mut impl Write, c: &Check) -> io::Result<()> {
             f.target(),
             verdict(f)
         )?;
+    }
+    for p in c.problems {
+        writeln!(out, "\n> **DRIFT:** {}", super::md_code(p))?;
     }
     for f in c.drift() {
         out.write_all(md_diff(&f.path().display().to_string(), &f.diff).as_bytes())?;

@@ -87,6 +87,8 @@ pub struct Reply {
     pub cut_after: Option<usize>,
     /// Leave out Content-Length (the body ends when the connection closes).
     pub no_length: bool,
+    /// Send the body one byte at a time with this pause between bytes.
+    pub trickle: Option<Duration>,
 }
 
 impl Reply {
@@ -98,6 +100,7 @@ impl Reply {
             delay: Duration::ZERO,
             cut_after: None,
             no_length: false,
+            trickle: None,
         }
     }
     pub fn ok(body: impl Into<Vec<u8>>) -> Reply {
@@ -125,6 +128,10 @@ impl Reply {
     }
     pub fn cut_after(mut self, n: usize) -> Reply {
         self.cut_after = Some(n);
+        self
+    }
+    pub fn trickle(mut self, pause: Duration) -> Reply {
+        self.trickle = Some(pause);
         self
     }
     pub fn no_length(mut self) -> Reply {
@@ -303,7 +310,23 @@ fn handle(mut stream: Box<dyn Stream>, routes: &Routes, seen: &Arc<Mutex<Vec<See
         Some(n) => &reply.body[..n.min(reply.body.len())],
         None => &reply.body[..],
     };
-    let _ = stream.write_all(body);
+    match reply.trickle {
+        Some(pause) => {
+            for b in body {
+                if stream
+                    .write_all(&[*b])
+                    .and_then(|()| stream.flush())
+                    .is_err()
+                {
+                    return;
+                }
+                thread::sleep(pause);
+            }
+        }
+        None => {
+            let _ = stream.write_all(body);
+        }
+    }
     let _ = stream.flush();
 }
 
