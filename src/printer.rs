@@ -81,9 +81,16 @@ impl Printer {
         );
     }
 
-    /// A closure for library code that reports progress.
+    /// A closure for library code that reports progress: shown with `-v`, except that a retry is a
+    /// note at the normal level too, so a slow or failing server never means minutes of silence.
     pub fn log(&self) -> impl Fn(String) + '_ {
-        move |m: String| self.info(&m)
+        move |m: String| {
+            if m.starts_with("retrying ") {
+                self.note(&m)
+            } else {
+                self.info(&m)
+            }
+        }
     }
 }
 

@@ -636,3 +636,15 @@ fn http_page_cannot_point_at_local_files() {
         .code(1)
         .stderr(predicate::str::contains("found no list on the page"));
 }
+
+/// A retry is said at the normal level, so a failing server never means minutes of silence.
+#[test]
+fn retries_are_said_without_verbose() {
+    let server = Server::start(vec![(
+        "/liste.csv",
+        vec![Reply::status(503), Reply::csv(list_csv())],
+    )]);
+    http_fetch(&server, "/liste.csv", &[])
+        .success()
+        .stderr(predicate::str::contains("note: retrying"));
+}

@@ -162,8 +162,17 @@ impl HttpError {
             HttpError::RunTimeout { .. } => format!("a run may take {RUN_TIMEOUT_FACTOR} × --timeout in all; the server is too slow, try again later"),
             HttpError::Connect { source, .. } => {
                 let chain = error_chain_text(source);
-                if chain.contains("certificate") || chain.contains("UnknownIssuer") {
+                if is_certificate_error(&chain) {
                     "the server's certificate is not trusted; behind a TLS-inspecting proxy, pass its CA with --ca-file".into()
+                } else if chain.contains("InvalidContentType")
+                    || chain.contains("corrupt message")
+                    || chain.contains("tls handshake eof")
+                {
+                    "the server did not answer in TLS: is this port plain HTTP? An http:// address needs --allow-http".into()
+                } else if chain.contains("dns error") || chain.contains("failed to lookup") {
+                    "the name does not resolve: check DNS, or the proxy settings (HTTPS_PROXY)".into()
+                } else if chain.contains("Connection refused") {
+                    "nothing listens at that address and port; check the URL, the proxy settings (HTTPS_PROXY) and the firewall".into()
                 } else {
                     "check DNS, the proxy settings (HTTPS_PROXY) and the firewall, then try again".into()
                 }
@@ -172,9 +181,19 @@ impl HttpError {
             HttpError::TooLarge { .. } => "this is far larger than the list should be; raise --max-size only if you trust the source".into(),
             HttpError::RetryTooLate { .. } => "try again later".into(),
             HttpError::CaFile { .. } | HttpError::CaFileEmpty { .. } => "--ca-file takes a PEM file with one or more certificates".into(),
+            HttpError::Request { source, .. } if error_chain_text(source).contains("refusing a redirect") => {
+                "the server redirects to plain http://; pass --allow-http only if you trust the network path".into()
+            }
             HttpError::Request { .. } | HttpError::Client(_) => return None,
         })
     }
+}
+
+/// A certificate that does not verify: retrying cannot help, and the hint is --ca-file.
+fn is_certificate_error(chain: &str) -> bool {
+    chain.contains("certificate")
+        || chain.contains("UnknownIssuer")
+        || chain.contains("NotValidForName")
 }
 
 fn error_chain_text(e: &dyn std::error::Error) -> String {
@@ -211,7 +230,7 @@ impl HttpClient {
                 && !(allow_http && attempt.url().scheme() == "http")
             {
                 let msg = format!(
-                    "refusing a redirect to {} (only https is followed)",
+                    "refusing a redirect to {} (only https is followed; --allow-http allows http://)",
                     attempt.url()
                 );
                 attempt.error(msg)
@@ -359,7 +378,7 @@ impl HttpClient {
                         None
                     }
                     Err(e) if e.is_connect() => {
-                        if last {
+                        if last || is_certificate_error(&error_chain_text(&e)) {
                             return Err(HttpError::Connect {
                                 url: shown,
                                 tries: attempt,
