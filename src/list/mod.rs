@@ -147,7 +147,30 @@ pub fn parse_date(s: &str) -> Option<NaiveDate> {
 /// Builds the list from rows. Fails only when no domain column can be found; everything wrong with a
 /// single row is a warning.
 pub fn build(records: &[Record], opts: &ParseOptions) -> Result<ParticipantList, LayoutError> {
+    build_noting(records, opts, &|_| {})
+}
+
+/// [`build`], telling `note` the choices made (the header row, the columns), for `-v`.
+pub fn build_noting(
+    records: &[Record],
+    opts: &ParseOptions,
+    note: &dyn Fn(String),
+) -> Result<ParticipantList, LayoutError> {
     let layout = columns::detect(records, opts.columns.as_ref())?;
+    note(
+        match (layout.header, layout.guessed, opts.columns.is_some()) {
+            (_, true, _) => format!("no header row; columns guessed: {}", layout.map),
+            (Some(h), _, true) => format!(
+                "header row {} and --columns: {}",
+                records[h].line, layout.map
+            ),
+            (Some(h), _, false) => format!(
+                "header row found at line {}: {}",
+                records[h].line, layout.map
+            ),
+            (None, _, _) => format!("no header row; columns given: {}", layout.map),
+        },
+    );
     let mut b = Builder::new(opts.domain_rules);
     if layout.guessed {
         b.warnings.push(Warning::general(format!(

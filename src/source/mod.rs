@@ -504,9 +504,11 @@ impl<'a> Run<'a> {
             "no CSV link; reading the table on the page ({} rows)",
             rows.len()
         ));
-        let list = list::build(&rows, &self.opts.parse).map_err(|source| FetchError::Layout {
-            what: found.location.to_string(),
-            source,
+        let list = list::build_noting(&rows, &self.opts.parse, self.log).map_err(|source| {
+            FetchError::Layout {
+                what: found.location.to_string(),
+                source,
+            }
         })?;
         Ok(Fetch::Fresh(Box::new(Fetched {
             provenance: Provenance {
@@ -564,6 +566,7 @@ impl<'a> Run<'a> {
             validators,
             self.fetched_at,
             self.opts,
+            self.log,
         )
         .map(|f| Fetch::Fresh(Box::new(f)))
     }
@@ -612,13 +615,24 @@ fn from_csv(
     mut validators: SourceValidators,
     fetched_at: DateTime<Utc>,
     opts: &FetchOptions,
+    log: &dyn Fn(String),
 ) -> Result<Fetched, FetchError> {
     let decoded = csv::decode(&loaded.bytes);
     let (delimiter, rows) = csv::records(&decoded.text);
-    let list = list::build(&rows, &opts.parse).map_err(|source| FetchError::Layout {
-        what: loaded.location.to_string(),
-        source,
-    })?;
+    log(format!(
+        "read as {}, separated by {}",
+        decoded.encoding,
+        if delimiter == b'\t' {
+            "tabs".to_string()
+        } else {
+            format!("`{}`", delimiter as char)
+        }
+    ));
+    let list =
+        list::build_noting(&rows, &opts.parse, log).map_err(|source| FetchError::Layout {
+            what: loaded.location.to_string(),
+            source,
+        })?;
     validators.csv = loaded.validators;
     let delimiter_name = match delimiter {
         b'\t' => "tab".to_string(),
