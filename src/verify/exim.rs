@@ -526,7 +526,10 @@ pub fn verify(setup: &Setup, exp: &Expected) -> anyhow::Result<Verification> {
             None => format!("router {router}"),
         };
         if let Some(n) = dns_note {
-            c.notes.push(format!("exim -bt could not finish here ({n}); the router is the one whose conditions it met"));
+            c.notes.push(format!(
+                "no DNS answer here (exim -bt: {}); judged by the router whose conditions it met",
+                n.trim_start_matches("is ")
+            ));
         }
         let Some(t) = transport else {
             c.fail(
@@ -542,10 +545,13 @@ pub fn verify(setup: &Setup, exp: &Expected) -> anyhow::Result<Verification> {
             .find(|f| pos(f) > pos(&router))
             .map(|f| format!("; router_list has `{router}` before `{f}`, so `{f}` never sees it"))
             .unwrap_or_default();
-        for p in &problems {
+        if !problems.is_empty() {
             c.fail(
                 Verdict::Gap,
-                format!("routed by `{router}` to transport `{t}`, whose {p}{order}"),
+                format!(
+                    "routed by `{router}` to transport `{t}`, which does not force verified TLS 1.2+: {}{order}",
+                    problems.join("; ")
+                ),
             );
         }
         if problems.is_empty() {

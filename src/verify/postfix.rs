@@ -932,7 +932,8 @@ fn judge_policy(
                     c.fail(
                         Verdict::Gap,
                         route_words(&format!(
-                            "level dane-only without smtp_dns_support_level = dnssec (it is `{dns}`): Postfix cannot validate TLSA records and defers the mail"
+                            "level dane-only without smtp_dns_support_level = dnssec (it is {}): Postfix cannot validate TLSA records and defers the mail",
+                            if dns.is_empty() { "empty".to_string() } else { format!("`{dns}`") }
                         )),
                     );
                 }
@@ -1389,6 +1390,20 @@ fn senders_findings(
         if tls.is_empty() && get(svc, "smtpd_use_tls").eq_ignore_ascii_case("yes") {
             tls = "may".into();
         }
+        let certs = [
+            "smtpd_tls_cert_file",
+            "smtpd_tls_chain_files",
+            "smtpd_tls_eccert_file",
+            "smtpd_tls_dcert_file",
+        ];
+        if matches!(tls.as_str(), "may" | "encrypt") && certs.iter().all(|c| get(svc, c).is_empty())
+        {
+            out.push(Finding::new(
+                Severity::Gap,
+                subject.clone(),
+                "requirement 5.2.4: smtpd has no certificate (smtpd_tls_cert_file and smtpd_tls_chain_files are empty), so STARTTLS is not offered and listed senders cannot send at all",
+            ));
+        }
         if !matches!(tls.as_str(), "may" | "encrypt") {
             out.push(Finding::new(
                 Severity::Gap,
@@ -1425,7 +1440,7 @@ fn senders_findings(
                 Severity::Gap,
                 Some(map.clone()),
                 format!(
-                    "requirement 5.2.4: {} listed domains do not answer reject_plaintext_session ({})",
+                    "requirement 5.2.4: listed domains that do not answer reject_plaintext_session: {} ({})",
                     wrong.len(),
                     sample(&refs)
                 ),
@@ -1436,7 +1451,11 @@ fn senders_findings(
 }
 
 /// Everything about one instance: per-domain results and server findings.
-fn verify_instance(inst: &Instance, exp: &Expected) -> (Vec<InstanceResult>, Vec<Finding>) {
+fn verify_instance(
+    inst: &Instance,
+    exp: &Expected,
+    receives: bool,
+) -> (Vec<InstanceResult>, Vec<Finding>) {
     let mut look = Lookups::new(inst);
     let mut findings = Vec::new();
     let subject = inst.label();
@@ -1490,6 +1509,16 @@ fn verify_instance(inst: &Instance, exp: &Expected) -> (Vec<InstanceResult>, Vec
         .map(|d| check_domain(inst, &mut look, d, exp))
         .collect();
 
+    // An instance that hands every listed domain to another MTA on this host sends none of them to
+    // the Internet: its own TLS settings do not matter for the list.
+    let sends = results.iter().any(|r| !r.local_handoff);
+    if !sends {
+        if let Some(senders) = exp.senders.as_ref().filter(|_| receives) {
+            senders_findings(inst, &mut look, exp, senders, &mut findings);
+        }
+        liveness(inst, &mut findings);
+        return (results, findings);
+    }
     // The list's table must be among smtp's policy tables.
     let smtp_maps = split_list(inst.service_param("smtp", "unix", "smtp_tls_policy_maps"));
     let ours = smtp_maps
@@ -1599,7 +1628,7 @@ fn verify_instance(inst: &Instance, exp: &Expected) -> (Vec<InstanceResult>, Vec
             "smtp_tls_loglevel = 0: TLS connections are not logged, so the log is no evidence for an audit (and verify --log cannot tell); set 1",
         ));
     }
-    if let Some(senders) = &exp.senders {
+    if let Some(senders) = exp.senders.as_ref().filter(|_| receives) {
         senders_findings(inst, &mut look, exp, senders, &mut findings);
     }
     liveness(inst, &mut findings);
@@ -1642,8 +1671,16 @@ pub fn verify(setup: &Setup, exp: &Expected) -> anyhow::Result<Verification> {
     let (instances, mut findings) = instances(&postconf, setup)?;
     let multi = instances.len() > 1;
     let mut per_instance = Vec::new();
-    for inst in &instances {
-        let (results, f) = verify_instance(inst, exp);
+    // Requirement 5.2.4 is for the instances that receive from the Internet (a port 25 smtpd);
+    // without any, main.cf of the primary instance is what there is.
+    let any_port25 = instances.iter().any(|i| !port25_services(i).is_empty());
+    for (n, inst) in instances.iter().enumerate() {
+        let receives = if any_port25 {
+            !port25_services(inst).is_empty()
+        } else {
+            n == 0
+        };
+        let (results, f) = verify_instance(inst, exp, receives);
         findings.extend(f);
         per_instance.push(results);
     }
@@ -1651,6 +1688,7 @@ pub fn verify(setup: &Setup, exp: &Expected) -> anyhow::Result<Verification> {
     let queues: Vec<super::evidence::PostfixQueue> = instances
         .iter()
         .map(|i| super::evidence::PostfixQueue {
+            tls_logged: i.param("smtp_tls_loglevel").parse::<u32>().unwrap_or(0) >= 1,
             postqueue: i.postqueue.clone(),
             cfg: i.cfg.clone(),
             lifetime: i.param("maximal_queue_lifetime").to_string(),

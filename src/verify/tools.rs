@@ -149,14 +149,27 @@ pub fn process(pid: u32) -> Option<Process> {
     let comm = stat[open + 1..close].to_string();
     let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
     let ppid = fields.get(1)?.parse().ok()?;
-    // Field 22 of stat (index 19 after the comm) is the start time in clock ticks since boot.
+    // Field 22 of stat (index 19 after the comm) is the start time in clock ticks since boot. Boot
+    // time itself is known only to the second (btime); the uptime is known to 10 ms, so the start
+    // is placed that far before now.
     let ticks: u64 = fields.get(19)?.parse().ok()?;
+    let ago = uptime()? - ticks as f64 / clock_ticks();
     Some(Process {
         pid,
         ppid,
         comm,
-        started: boot_time()? + std::time::Duration::from_secs_f64(ticks as f64 / clock_ticks()),
+        started: std::time::SystemTime::now() - std::time::Duration::from_secs_f64(ago.max(0.0)),
     })
+}
+
+/// Seconds since boot, from /proc/uptime.
+fn uptime() -> Option<f64> {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Every running process whose parent is `ppid`.
@@ -171,17 +184,6 @@ pub fn children(ppid: u32) -> Vec<Process> {
         .collect();
     out.sort_by_key(|p| p.pid);
     out
-}
-
-fn boot_time() -> Option<std::time::SystemTime> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let secs: u64 = stat
-        .lines()
-        .find_map(|l| l.strip_prefix("btime "))?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
 }
 
 /// Clock ticks per second for /proc start times: 100 on every Linux architecture in use (USER_HZ).
