@@ -9,13 +9,15 @@ use std::path::Path;
 use support::grammar::{grammar, is_comment};
 use support::{bits, example_csv, fixture, listed_domains, render};
 
-const TARGETS: [&str; 6] = [
+const TARGETS: [&str; 8] = [
     "postfix-policy",
     "postfix-senders",
     "exim-domains",
     "exim-config",
     "exchange",
     "exchange-online",
+    "exchange-verify",
+    "exchange-online-verify",
 ];
 
 #[test]
@@ -104,6 +106,12 @@ fn golden_files() {
         ("exim-config", "exim-config", vec![]),
         ("exchange", "exchange.ps1", vec![]),
         ("exchange-online", "exchange-online.ps1", vec![]),
+        ("exchange-verify", "exchange-verify.ps1", vec![]),
+        (
+            "exchange-online-verify",
+            "exchange-online-verify.ps1",
+            vec!["--exo-inbound"],
+        ),
         (
             "postfix-policy",
             "postfix-policy-subdomains-modern",

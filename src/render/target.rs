@@ -37,16 +37,20 @@ pub enum BuiltIn {
     EximConfig,
     Exchange,
     ExchangeOnline,
+    ExchangeVerify,
+    ExchangeOnlineVerify,
 }
 
 impl BuiltIn {
-    pub const ALL: [BuiltIn; 6] = [
+    pub const ALL: [BuiltIn; 8] = [
         BuiltIn::PostfixPolicy,
         BuiltIn::PostfixSenders,
         BuiltIn::EximDomains,
         BuiltIn::EximConfig,
         BuiltIn::Exchange,
         BuiltIn::ExchangeOnline,
+        BuiltIn::ExchangeVerify,
+        BuiltIn::ExchangeOnlineVerify,
     ];
 
     pub fn spec(self) -> &'static Spec {
@@ -91,6 +95,20 @@ impl BuiltIn {
                 about: "Exchange Online PowerShell (partner connectors)",
                 template: "exchange-online.ps1.j2",
                 source: include_str!("../../templates/exchange-online.ps1.j2"),
+                check: script,
+            },
+            BuiltIn::ExchangeVerify => &Spec {
+                name: "exchange-verify",
+                about: "Exchange Server PowerShell, read-only: does the live send connector force TLS to the list?",
+                template: "exchange-verify.ps1.j2",
+                source: include_str!("../../templates/exchange-verify.ps1.j2"),
+                check: script,
+            },
+            BuiltIn::ExchangeOnlineVerify => &Spec {
+                name: "exchange-online-verify",
+                about: "Exchange Online PowerShell, read-only: do the live connectors force TLS to the list?",
+                template: "exchange-online-verify.ps1.j2",
+                source: include_str!("../../templates/exchange-online-verify.ps1.j2"),
                 check: script,
             },
         }
@@ -155,6 +173,20 @@ impl Target {
 
     pub fn parse(name: &str) -> Option<Target> {
         BuiltIn::parse(name).map(Target::BuiltIn)
+    }
+
+    /// A script someone must run on another system (Exchange Server, Exchange Online): writing it
+    /// applies nothing, so sync says "written", not "applied", and check cannot see the live state.
+    pub fn is_script(&self) -> bool {
+        matches!(
+            self,
+            Target::BuiltIn(
+                BuiltIn::Exchange
+                    | BuiltIn::ExchangeOnline
+                    | BuiltIn::ExchangeVerify
+                    | BuiltIn::ExchangeOnlineVerify
+            )
+        )
     }
 
     /// A file of the admin's may hold the output between managed-block markers; a template's output
