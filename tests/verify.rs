@@ -1131,3 +1131,55 @@ fn exim_log_and_queue_evidence() {
         "{queue}"
     );
 }
+
+// ---- Exchange: scripts are written, not applied ---------------------------------------------------
+
+/// An Exchange script changes nothing until someone runs it: sync says "wrote", the history lists it
+/// under `scripts_written`, and check says the live state is unknown and names the verify scripts.
+#[test]
+fn exchange_scripts_are_written_not_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bits-tls.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "source = \"{}\"\n[[output]]\ntarget = \"exchange\"\npath = \"exchange.ps1\"\n\
+             [[output]]\ntarget = \"exchange-verify\"\npath = \"exchange-verify.ps1\"\n",
+            example_csv().display()
+        ),
+    )
+    .unwrap();
+    let r = run(bits().arg("--config").arg(&config).arg("sync")).expect(0);
+    assert!(
+        r.stdout.starts_with(
+            "bits-tls: wrote the scripts for the Bits list (14 participants, 15 domains;"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains(
+        "exchange.ps1 (+94 -0 lines); a script: nothing is applied until it runs on the Exchange server or tenant"
+    ), "{}", r.stdout);
+    let history = std::fs::read_to_string(dir.path().join("bits-tls.history.jsonl")).unwrap();
+    let entry: serde_json::Value = serde_json::from_str(history.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        entry["scripts_written"].as_array().unwrap().len(),
+        2,
+        "{entry}"
+    );
+    let r = run(bits().arg("--config").arg(&config).arg("check")).expect(0);
+    assert!(r.stdout.contains(
+        "exchange.ps1 is a script; whether it ran is unknown here: run the exchange-verify (Exchange Server) or exchange-online-verify (Exchange Online) script to see the live connectors"
+    ), "{}", r.stdout);
+    let r = run(bits()
+        .arg("--config")
+        .arg(&config)
+        .args(["check", "--format", "json"]))
+    .expect(0);
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(doc["live_state_unknown"].as_array().unwrap().len(), 2);
+    // With a Postfix table among the outputs, the sync applied something.
+    let work = Work::new(false);
+    let history = std::fs::read_to_string(work.path("bits-tls.history.jsonl")).unwrap();
+    assert!(!history.contains("scripts_written"), "{history}");
+}

@@ -40,7 +40,15 @@ impl Check<'_> {
     pub fn drift(&self) -> impl Iterator<Item = &FileChange> {
         self.files.iter().filter(|f| f.changed())
     }
+
+    /// Exchange scripts: the file can match while the live connectors do not.
+    pub fn scripts(&self) -> impl Iterator<Item = &FileChange> {
+        self.files.iter().filter(|f| f.output.target.is_script())
+    }
 }
+
+/// What check can say about an Exchange script's effect.
+const LIVE_UNKNOWN: &str = "whether it ran is unknown here: run the exchange-verify (Exchange Server) or exchange-online-verify (Exchange Online) script to see the live connectors";
 
 pub fn write(out: &mut impl Write, c: &Check, format: Format) -> io::Result<()> {
     match format {
@@ -85,6 +93,14 @@ fn text(out: &mut impl Write, c: &Check) -> io::Result<()> {
             for_terminal(&f.path().display().to_string())
         )?;
     }
+    for f in c.scripts() {
+        writeln!(
+            out,
+            "  note: {} is a script; {}",
+            for_terminal(&f.path().display().to_string()),
+            LIVE_UNKNOWN
+        )?;
+    }
     for f in c.drift() {
         writeln!(out)?;
         out.write_all(for_terminal_lines(&f.diff).as_bytes())?;
@@ -109,6 +125,9 @@ pub struct CheckJson<'a> {
     pub drift: Vec<FileJson<'a>>,
     /// With `--online`: the live list against the state.
     pub list_changes: Option<ChangesJson<'a>>,
+    /// Exchange scripts among the outputs: their live effect is unknown to check.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub live_state_unknown: Vec<String>,
 }
 
 fn json(out: &mut impl Write, c: &Check) -> io::Result<()> {
@@ -128,6 +147,10 @@ fn json(out: &mut impl Write, c: &Check) -> io::Result<()> {
         stale: c.stale,
         drift: c.drift().map(FileJson::new).collect(),
         list_changes: c.online.map(ChangesJson::new),
+        live_state_unknown: c
+            .scripts()
+            .map(|f| f.path().display().to_string())
+            .collect(),
     };
     serde_json::to_writer_pretty(&mut *out, &doc)?;
     writeln!(out)
@@ -154,6 +177,14 @@ fn markdown(out: &mut impl Write, c: &Check) -> io::Result<()> {
             md_code(&f.path().display().to_string()),
             f.target(),
             verdict(f)
+        )?;
+    }
+    for f in c.scripts() {
+        writeln!(
+            out,
+            "\n> {} is a script; {}.",
+            md_code(&f.path().display().to_string()),
+            LIVE_UNKNOWN
         )?;
     }
     for f in c.drift() {
