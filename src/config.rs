@@ -419,8 +419,9 @@ own_domains = []
 # lock_timeout = 10            # seconds to wait for another sync
 
 # What to write. target: postfix-policy, postfix-senders, exim-domains, exim-config, exchange,
-# exchange-online; or template = "file.j2" for your own format. hook is an argv list run after all files
-# are in place ({path} is the output's path); a failing hook puts the previous files back.
+# exchange-online, exchange-verify, exchange-online-verify; or template = "file.j2" for your own format.
+# hook is an argv list run after all files are in place ({path} is the output's path); a failing hook
+# puts the previous files back.
 [[output]]
 target = "postfix-policy"
 path = "/etc/postfix/bits_tls_policy"
