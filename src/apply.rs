@@ -132,6 +132,11 @@ pub fn apply(job: &Job, p: &Plan, forced: bool, now: DateTime<Utc>) -> anyhow::R
             .iter()
             .map(|f| f.path().display().to_string())
             .collect(),
+        scripts_written: changed_files
+            .iter()
+            .filter(|f| f.output.target.is_script())
+            .map(|f| f.path().display().to_string())
+            .collect(),
         forced,
         provenance_only: p.provenance_only(),
         local: p.local.iter().map(|a| a.to_string()).collect(),

@@ -82,6 +82,14 @@ pub enum Command {
     /// Exit 0: all match and the state is fresh; 2: a file differs (the diff is shown); 4: the state's
     /// last successful check is older than --max-age days.
     Check(Box<CheckArgs>),
+    /// Read-only: does the live mail server force verified TLS 1.2+ for every listed domain?
+    ///
+    /// Asks Postfix (postconf, postmap, master.cf) or Exim (-bV, -bP, -bt) how mail to each domain on
+    /// the list leaves (the state's list, as check uses it, or a fresh one with --source), and says why
+    /// where it is not forced. Changes nothing. Run it as root or the MTA's user after every server
+    /// change. Exit 0: every listed domain is enforced; 2: at least one gap (or a violation in --log);
+    /// 1: the check itself failed.
+    Verify(Box<VerifyArgs>),
     /// Write a commented starter bits-tls.toml
     Init(InitArgs),
     /// Print a shell completion script
@@ -391,6 +399,37 @@ pub struct CheckArgs {
     /// Output format; markdown is for a change ticket
     #[arg(short, long, value_enum, default_value_t = report::check::Format::Text)]
     pub format: report::check::Format,
+    #[command(flatten)]
+    pub job: JobArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The mail server to ask
+    #[arg(value_enum)]
+    pub mta: crate::verify::Mta,
+    /// Postfix configuration directory (postconf -c) [default: Postfix's own, /etc/postfix]
+    #[arg(long, value_name = "DIR")]
+    pub postfix_config_dir: Option<PathBuf>,
+    /// Where postconf is, when it is not on PATH (postmap and postqueue are taken from Postfix's
+    /// command_directory)
+    #[arg(long, value_name = "DIR")]
+    pub postfix_command_dir: Option<PathBuf>,
+    /// Exim configuration file (exim -C) [default: the one Exim was built to read]
+    #[arg(long, value_name = "FILE")]
+    pub exim_config: Option<PathBuf>,
+    /// The Exim binary, when neither exim4 nor exim is on PATH
+    #[arg(long, value_name = "PATH")]
+    pub exim: Option<PathBuf>,
+    /// Also read this mail log: every delivery to a listed domain must have used verified TLS 1.2+
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Also list mail for listed domains waiting in the queue, with its age and time to bounce
+    #[arg(long)]
+    pub queue: bool,
+    /// Output format; markdown is for a change ticket
+    #[arg(long, value_enum, default_value_t = report::verify::Format::Text)]
+    pub format: report::verify::Format,
     #[command(flatten)]
     pub job: JobArgs,
 }

@@ -478,7 +478,8 @@ own_domains = []
 # hook_timeout = 60            # seconds a hook may run; then it is ended and the files put back
 
 # What to write. target: postfix-policy, postfix-senders, exim-domains, exim-main, exim-acl,
-# exim-router, exim-transport, exchange, exchange-online; or template = "file.j2" for your own format.
+# exim-router, exim-transport, exchange, exchange-online, exchange-verify, exchange-online-verify; or
+# template = "file.j2" for your own format.
 # hook is an argv list run after all files are in place ({path} is the output's path); a failing hook
 # puts the previous files back.
 [[output]]

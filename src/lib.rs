@@ -12,6 +12,7 @@
 //! | plan: effective list, changes and guards, file changes | `plan/` (`effective.rs`, `changes.rs`, `files.rs`) |
 //! | render: built-in targets declared once, templates, checks | `render/target.rs`, `render/mod.rs`, one file per mail system |
 //! | write: apply the plan as a transaction; atomic files, hooks, lock; state and history | `apply.rs` (`journal.rs`), `write.rs` (`hook.rs`, `signals.rs`), `state.rs` |
+//! | verify: the live MTA against the list (read-only) | `verify/` (`postfix.rs`, `exim.rs`, `evidence.rs`) |
 //!
 //! Around it: `report/` shows every command's result (text, JSON, Markdown), `cli.rs` is the command
 //! line as data, `config.rs` reads `bits-tls.toml`, `settings.rs` merges defaults < file < flags (the
@@ -40,4 +41,5 @@ pub mod settings;
 pub mod signals;
 pub mod source;
 pub mod state;
+pub mod verify;
 pub mod write;

@@ -138,6 +138,10 @@ pub struct HistoryEntry {
     pub participants_left: Vec<String>,
     /// Output files written.
     pub files: Vec<String>,
+    /// The Exchange scripts among `files`: written, not applied. Nothing changes on an Exchange server
+    /// or tenant until someone runs them (and `exchange-verify` shows whether they did).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scripts_written: Vec<String>,
     /// A safety guard was overridden with --force.
     pub forced: bool,
     /// Only the list's source changed (same participants): no file was written, no hook run.
@@ -303,6 +307,7 @@ mod tests {
             participants_joined: vec![format!("P{n}")],
             participants_left: vec![],
             files: vec![],
+            scripts_written: vec![],
             forced: false,
             provenance_only: false,
             local: vec![],

@@ -390,16 +390,105 @@ fn exchange_online_script_default() {
     assert!(s.single_quoted.contains(&"Bits forced TLS".to_string()));
 }
 
+/// The verify scripts only read: Get- commands and output, never New-, Set- or Remove-.
+const VERIFY_EXCHANGE: &[&str] = &[
+    "Get-SendConnector",
+    "Get-EdgeSubscription",
+    "Get-ItemProperty",
+    "New-Object",
+    "Write-Output",
+    "Add-Gap",
+    "Get-Spaces",
+    "Test-Listed",
+];
+const VERIFY_ONLINE: &[&str] = &[
+    "Get-OutboundConnector",
+    "Get-InboundConnector",
+    "New-Object",
+    "Write-Output",
+    "Add-Gap",
+    "Test-OwnName",
+    "Get-Domains",
+];
+
+fn read_only(s: &Script) {
+    for c in &s.commands {
+        let verb = c.split('-').next().unwrap_or_default();
+        assert!(
+            !["New", "Set", "Remove", "Enable", "Disable", "Add", "Update"].contains(&verb)
+                || ["New-Object", "Add-Gap", "Set-StrictMode"].contains(&c.as_str()),
+            "the verify script changes something: {c}"
+        );
+    }
+}
+
+#[test]
+fn exchange_verify_scripts_only_read_and_exit_with_the_result() {
+    let domains = listed_domains(&example_csv());
+    for args in [
+        &[][..],
+        &["--subdomains"][..],
+        &[
+            "--exchange-tls-auth-level",
+            "DomainValidation",
+            "--exchange-tls-domain",
+            "relay.example.no",
+        ][..],
+    ] {
+        let script = render("exchange-verify", &example_csv(), args);
+        let mut allowed = domains.clone();
+        allowed.push("relay.example.no".into());
+        let s = check(
+            &script,
+            VERIFY_EXCHANGE,
+            &["Get-SendConnector", "Get-ItemProperty"],
+            &allowed,
+        );
+        read_only(&s);
+        assert!(
+            script.contains("\n    exit 2\n") && script.ends_with("exit 0\n"),
+            "{args:?}"
+        );
+        assert!(
+            !script.contains("SupportsShouldProcess"),
+            "nothing to confirm: it changes nothing"
+        );
+        let listed = s
+            .single_quoted
+            .iter()
+            .filter(|q| domains.iter().any(|d| q.ends_with(d.as_str())))
+            .count();
+        assert_eq!(listed, domains.len(), "{args:?}");
+    }
+    for args in [&[][..], &["--exo-inbound", "--exo-max-domains", "4"][..]] {
+        let script = render("exchange-online-verify", &example_csv(), args);
+        let s = check(&script, VERIFY_ONLINE, &["Get-OutboundConnector"], &domains);
+        read_only(&s);
+        assert_eq!(
+            s.commands.contains("Get-InboundConnector"),
+            !args.is_empty(),
+            "inbound is checked when it is configured"
+        );
+        assert!(script.contains("\n    exit 2\n") && script.ends_with("exit 0\n"));
+    }
+}
+
 #[test]
 fn hostile_list_cannot_add_commands() {
     let src = fixture("hostile.csv");
     let domains = listed_domains(&src);
-    for target in ["exchange", "exchange-online"] {
+    for target in [
+        "exchange",
+        "exchange-online",
+        "exchange-verify",
+        "exchange-online-verify",
+    ] {
         let script = render(target, &src, &["--exo-inbound"]);
-        let allowed = if target == "exchange" {
-            EXCHANGE
-        } else {
-            ONLINE
+        let allowed = match target {
+            "exchange" => EXCHANGE,
+            "exchange-online" => ONLINE,
+            "exchange-verify" => VERIFY_EXCHANGE,
+            _ => VERIFY_ONLINE,
         };
         check(&script, allowed, &[], &domains);
     }

@@ -9,7 +9,7 @@ use std::path::Path;
 use support::grammar::{grammar, is_comment, names_domains};
 use support::{bits, example_csv, fixture, listed_domains, render};
 
-const TARGETS: [&str; 10] = [
+const TARGETS: [&str; 12] = [
     "postfix-policy",
     "postfix-senders",
     "exim-domains",
@@ -20,6 +20,8 @@ const TARGETS: [&str; 10] = [
     "exim-config",
     "exchange",
     "exchange-online",
+    "exchange-verify",
+    "exchange-online-verify",
 ];
 
 #[test]
@@ -113,6 +115,12 @@ fn golden_files() {
         ),
         ("exchange", "exchange.ps1", vec![]),
         ("exchange-online", "exchange-online.ps1", vec![]),
+        ("exchange-verify", "exchange-verify.ps1", vec![]),
+        (
+            "exchange-online-verify",
+            "exchange-online-verify.ps1",
+            vec!["--exo-inbound"],
+        ),
         (
             "postfix-policy",
             "postfix-policy-subdomains-modern",

@@ -41,10 +41,12 @@ pub enum BuiltIn {
     EximConfig,
     Exchange,
     ExchangeOnline,
+    ExchangeVerify,
+    ExchangeOnlineVerify,
 }
 
 impl BuiltIn {
-    pub const ALL: [BuiltIn; 10] = [
+    pub const ALL: [BuiltIn; 12] = [
         BuiltIn::PostfixPolicy,
         BuiltIn::PostfixSenders,
         BuiltIn::EximDomains,
@@ -55,6 +57,8 @@ impl BuiltIn {
         BuiltIn::EximConfig,
         BuiltIn::Exchange,
         BuiltIn::ExchangeOnline,
+        BuiltIn::ExchangeVerify,
+        BuiltIn::ExchangeOnlineVerify,
     ];
 
     pub fn spec(self) -> &'static Spec {
@@ -129,6 +133,20 @@ impl BuiltIn {
                 source: include_str!("../../templates/exchange-online.ps1.j2"),
                 check: script,
             },
+            BuiltIn::ExchangeVerify => &Spec {
+                name: "exchange-verify",
+                about: "Exchange Server PowerShell, read-only: does the live send connector force TLS to the list?",
+                template: "exchange-verify.ps1.j2",
+                source: include_str!("../../templates/exchange-verify.ps1.j2"),
+                check: script,
+            },
+            BuiltIn::ExchangeOnlineVerify => &Spec {
+                name: "exchange-online-verify",
+                about: "Exchange Online PowerShell, read-only: do the live connectors force TLS to the list?",
+                template: "exchange-online-verify.ps1.j2",
+                source: include_str!("../../templates/exchange-online-verify.ps1.j2"),
+                check: script,
+            },
         }
     }
 
@@ -201,6 +219,20 @@ impl Target {
 
     pub fn parse(name: &str) -> Option<Target> {
         BuiltIn::parse(name).map(Target::BuiltIn)
+    }
+
+    /// A script someone must run on another system (Exchange Server, Exchange Online): writing it
+    /// applies nothing, so sync says "written", not "applied", and check cannot see the live state.
+    pub fn is_script(&self) -> bool {
+        matches!(
+            self,
+            Target::BuiltIn(
+                BuiltIn::Exchange
+                    | BuiltIn::ExchangeOnline
+                    | BuiltIn::ExchangeVerify
+                    | BuiltIn::ExchangeOnlineVerify
+            )
+        )
     }
 
     /// A file of the admin's may hold the output between managed-block markers; a template's output

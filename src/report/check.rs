@@ -44,7 +44,15 @@ impl Check<'_> {
     pub fn drift(&self) -> impl Iterator<Item = &FileChange> {
         self.files.iter().filter(|f| f.changed())
     }
+
+    /// Exchange scripts: the file can match while the live connectors do not.
+    pub fn scripts(&self) -> impl Iterator<Item = &FileChange> {
+        self.files.iter().filter(|f| f.output.target.is_script())
+    }
 }
+
+/// What check can say about an Exchange script's effect.
+const LIVE_UNKNOWN: &str = "whether it ran is unknown here: run the exchange-verify (Exchange Server) or exchange-online-verify (Exchange Online) script to see the live connectors";
 
 pub fn write(out: &mut impl Write, c: &Check, format: Format) -> io::Result<()> {
     match format {
@@ -93,6 +101,14 @@ fn text(out: &mut impl Write, c: &Check) -> io::Result<()> {
     for p in c.problems {
         writeln!(out, "  DRIFT   {}", for_terminal(p))?;
     }
+    for f in c.scripts() {
+        writeln!(
+            out,
+            "  note: {} is a script; {}",
+            for_terminal(&f.path().display().to_string()),
+            LIVE_UNKNOWN
+        )?;
+    }
     for f in c.drift() {
         writeln!(out)?;
         out.write_all(diff_for_terminal(&f.diff).as_bytes())?;
@@ -121,6 +137,9 @@ pub struct CheckJson<'a> {
     /// Drift beyond file contents (an unfinished sync, a stale derived table); absent when none.
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     pub problems: &'a [String],
+    /// Exchange scripts among the outputs: their live effect is unknown to check.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub live_state_unknown: Vec<String>,
 }
 
 fn json(out: &mut impl Write, c: &Check) -> io::Result<()> {
@@ -142,6 +161,10 @@ fn json(out: &mut impl Write, c: &Check) -> io::Result<()> {
         drift: c.drift().map(FileJson::new).collect(),
         list_changes: c.online.map(ChangesJson::new),
         problems: c.problems,
+        live_state_unknown: c
+            .scripts()
+            .map(|f| f.path().display().to_string())
+            .collect(),
     };
     serde_json::to_writer_pretty(&mut *out, &doc)?;
     writeln!(out)
@@ -173,6 +196,14 @@ fn markdown(out: &mut impl Write, c: &Check) -> io::Result<()> {
     }
     for p in c.problems {
         writeln!(out, "\n> **DRIFT:** {}", super::md_code(p))?;
+    }
+    for f in c.scripts() {
+        writeln!(
+            out,
+            "\n> {} is a script; {}.",
+            md_code(&f.path().display().to_string()),
+            LIVE_UNKNOWN
+        )?;
     }
     for f in c.drift() {
         out.write_all(md_diff(&f.path().display().to_string(), &f.diff).as_bytes())?;

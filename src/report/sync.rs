@@ -35,9 +35,16 @@ pub fn applied(out: &mut impl Write, p: &Plan, outcome: &Outcome) -> io::Result<
             short_digest(&p.provenance.sha256)
         );
     }
+    // Exchange scripts are written, not applied: nothing changes until someone runs them.
+    let only_scripts = p.files.iter().all(|f| f.output.target.is_script());
     writeln!(
         out,
-        "bits-tls: applied the Bits list ({}; sha256 {})",
+        "bits-tls: {} the Bits list ({}; sha256 {})",
+        if only_scripts {
+            "wrote the scripts for"
+        } else {
+            "applied"
+        },
         list_size(p.list.participants.len(), p.list.domains().len()),
         short_digest(&p.provenance.sha256)
     )?;
@@ -53,8 +60,13 @@ pub fn applied(out: &mut impl Write, p: &Plan, outcome: &Outcome) -> io::Result<
         let (a, r) = f.counts();
         writeln!(
             out,
-            "  wrote {} (+{a} -{r} lines)",
-            for_terminal(&f.path().display().to_string())
+            "  wrote {} (+{a} -{r} lines){}",
+            for_terminal(&f.path().display().to_string()),
+            if f.output.target.is_script() {
+                "; a script: nothing is applied until it runs on the Exchange server or tenant"
+            } else {
+                ""
+            }
         )?;
     }
     for h in &outcome.hooks_run {
