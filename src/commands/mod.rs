@@ -7,6 +7,7 @@ pub mod fetch;
 pub mod init;
 pub mod man;
 pub mod notify;
+pub mod probe;
 pub mod render;
 pub mod sync;
 
@@ -35,6 +36,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Diff(args) => diff::run(&args, config, &printer),
         Command::Sync(args) => sync::run(&args, config, &printer),
         Command::Check(args) => check::run(&args, config, &printer),
+        Command::Probe(args) => probe::run(&args, config, &printer),
         Command::Init(args) => init::run(&args, config, &printer),
         Command::Completions { shell } => completions::run(shell),
         Command::Man(args) => man::run(&args, &printer),
