@@ -8,6 +8,9 @@ Modes:
   oldtls  offers STARTTLS, but only TLS 1.1 with RSA key exchange (AES128-SHA): a client without a
           TLS 1.2 floor (Postfix 3.7 with OpenSSL 3 included) delivers to it over TLS 1.1
   plain   offers no STARTTLS
+  cbc12   offers STARTTLS, but only TLS 1.2 with CBC suites (compliant; rustls cannot talk to it)
+  greylist  answers the connection with 421 (temporarily refused) and closes it
+CERT may hold the chain after the server's certificate (or leave out the intermediate, on purpose).
 Every server offers SMTPUTF8. Messages are recorded with their text, so a delay notice can be read.
 It prints "ready" once it listens, and runs until killed.
 """
@@ -27,19 +30,23 @@ def main():
     ap.add_argument("--address", required=True)
     ap.add_argument("--port", type=int, default=25)
     ap.add_argument("--name", required=True)
-    ap.add_argument("--mode", choices=["tls", "oldtls", "plain"], required=True)
+    ap.add_argument("--mode", choices=["tls", "oldtls", "plain", "cbc12", "greylist"], required=True)
     ap.add_argument("--cert")
     ap.add_argument("--key")
     ap.add_argument("--log", required=True)
     args = ap.parse_args()
 
     context = None
-    if args.mode != "plain":
+    if args.mode not in ("plain", "greylist"):
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         if args.mode == "oldtls":
             context.set_ciphers("AES128-SHA:@SECLEVEL=0")
             context.minimum_version = ssl.TLSVersion.TLSv1_1
             context.maximum_version = ssl.TLSVersion.TLSv1_1
+        elif args.mode == "cbc12":
+            context.set_ciphers("ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA256")
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.maximum_version = ssl.TLSVersion.TLSv1_2
         else:
             context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(args.cert, args.key)
@@ -58,6 +65,13 @@ def main():
     print("ready", flush=True)
     while True:
         conn, _ = listener.accept()
+        if args.mode == "greylist":
+            record({"event": "connect"})
+            try:
+                conn.sendall(b"421 4.7.0 mx." + args.name.encode() + b".test try again later\r\n")
+            finally:
+                conn.close()
+            continue
         threading.Thread(target=session, args=(conn, context, args.name, record), daemon=True).start()
 
 
@@ -71,6 +85,7 @@ def session(conn, context, name, record):
     def send(line):
         stream.sendall((line + "\r\n").encode())
 
+    record({"event": "connect"})
     try:
         send(f"220 mx.{name}.test ESMTP delivery-test receiver")
         while True:

@@ -4,6 +4,7 @@
 
 pub mod grammar;
 pub mod mta;
+pub mod probe_world;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
