@@ -291,7 +291,14 @@ impl ProbeWorld {
         )
         .unwrap();
         let d = dir.path();
+        let t0 = Instant::now();
+        let lap = |what: &str| {
+            if std::env::var_os("BITS_TLS_PROBE_TIMING").is_some() {
+                eprintln!("world: {what} at {:?}", t0.elapsed());
+            }
+        };
         let ns = Netns::new();
+        lap("netns");
         let pki = Pki::new(d);
         let events = d.join("events.jsonl");
         let policy_log = d.join("policy.jsonl");
@@ -301,33 +308,35 @@ impl ProbeWorld {
         let receiver = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/delivery/receiver.py");
         let mut certs = std::collections::HashMap::new();
         let mut starting = Vec::new();
+        let mut servers = Vec::new();
         for r in &layout.receivers {
-            let mut cmd = ns.command("python3");
-            cmd.arg(&receiver)
-                .args([
-                    "--address",
-                    &r.address,
-                    "--name",
-                    r.name,
-                    "--mode",
-                    r.mode,
-                    "--log",
-                ])
-                .arg(&events);
+            let mut server =
+                serde_json::json!({"address": r.address, "name": r.name, "mode": r.mode});
             if !r.cert_names.is_empty() {
                 let names: Vec<&str> = r.cert_names.iter().map(String::as_str).collect();
                 let (c, k) = pki.issue(r.name, &names, r.cert);
-                cmd.arg("--cert").arg(&c).arg("--key").arg(k);
+                server["cert"] = c.display().to_string().into();
+                server["key"] = k.display().to_string().into();
                 certs.insert(r.name, c);
             }
-            let child = cmd
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .unwrap_or_else(|e| panic!("python3: {e}; {SETUP}"));
-            starting.push((r.name, Proc(child)));
+            servers.push(server);
         }
-
+        // One process serves them all: a Python start-up per receiver would take seconds.
+        let many = d.join("receivers.json");
+        std::fs::write(&many, serde_json::Value::Array(servers).to_string()).unwrap();
+        let child = ns
+            .command("python3")
+            .arg(&receiver)
+            .arg("--many")
+            .arg(&many)
+            .arg("--log")
+            .arg(&events)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("python3: {e}; {SETUP}"));
+        starting.push(("receivers", Proc(child)));
+        lap("receivers spawned");
         // The policy servers: one certificate for every policy host, and a self-signed stranger.
         let policy_server =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/probe/policy_server.py");
@@ -453,6 +462,7 @@ impl ProbeWorld {
                 .collect();
             std::fs::write(&signed, broken).unwrap();
         }
+        lap("zones signed");
         let nsd_conf = format!(
             "server:\n  ip-address: {AUTHORITY}\n  port: 53\n  username: \"\"\n  chroot: \"\"\n  zonesdir: \"{p}\"\n\
              \x20 database: \"\"\n  zonelistfile: \"{p}/zone.list\"\n  xfrdfile: \"{p}/xfrd.state\"\n  xfrdir: \"{p}\"\n\
@@ -502,6 +512,7 @@ impl ProbeWorld {
             assert_eq!(line.trim(), "ready", "{name} did not start");
             procs.push(child);
         }
+        lap("all ready");
         let world = ProbeWorld {
             _procs: procs,
             ns,
@@ -533,6 +544,7 @@ impl ProbeWorld {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
+        lap("dns answers");
         world
     }
 
