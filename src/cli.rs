@@ -79,9 +79,10 @@ pub enum Command {
     /// Exit 0: all match and the state is fresh; 2: a file differs (the diff is shown); 4: the state's
     /// last successful check is older than --max-age days.
     Check(Box<CheckArgs>),
-    /// Can every listed destination receive verified TLS, and what stronger policy does it allow?
+    /// Probe each listed domain's MX: verified TLS, DANE, MTA-STS, TLS-RPT
     ///
-    /// For each domain (the effective list as sync would write it, or the DOMAINs given): MX, addresses,
+    /// Can every listed destination receive verified TLS, and what stronger policy does it allow? For
+    /// each domain (the effective list as sync would write it, or the DOMAINs given): MX, addresses,
     /// then one SMTP session per MX host and address (banner, EHLO, STARTTLS, the TLS handshake with
     /// OpenSSL, EHLO, QUIT; never MAIL FROM). Judged per domain at its configured Postfix level and at
     /// the stronger ones: DANE (TLSA under DNSSEC), MTA-STS and TLS-RPT. Exit 0: every domain
