@@ -401,6 +401,23 @@ fn every_case_gets_its_exact_verdict_and_reason() {
     assert!(!std::fs::read_to_string(&world.events)
         .unwrap()
         .contains("\"message\""));
+    // The same facts for people (text) and for tls@bits.no (Markdown), and as overrides.
+    let shown: Vec<String> = [
+        "valid", "plain", "oldtls", "nointer", "hosted", "twomx", "dane", "danebad", "sts",
+        "stsgap", "greylist", "nullmx",
+    ]
+    .iter()
+    .map(|d| format!("{d}.test"))
+    .collect();
+    for (format, file) in [("text", "probe.txt"), ("markdown", "probe.md")] {
+        let mut args = probe_args(&world);
+        args.extend(["--format".to_string(), format.to_string()]);
+        args.extend(shown.iter().cloned());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, out, err) = world.bits(&args);
+        assert_eq!(code, 2, "{err}");
+        golden(file, &blank_time(&out));
+    }
     let units = run["connections"].as_u64().unwrap();
     assert_eq!(units, 18, "one per MX host and address");
     assert!(took < Duration::from_secs(15), "took {took:?}");
@@ -700,4 +717,31 @@ fn postfix_with_the_suggested_dane_only_override_delivers_and_defers_on_a_mismat
         log()
     );
     assert_eq!(world.events_of("danebad", "message"), 0);
+}
+
+fn golden(name: &str, actual: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden/report")
+        .join(name);
+    if std::env::var_os("BITS_TLS_BLESS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!("no golden file {name}; run `BITS_TLS_BLESS=1 cargo test --test probe`")
+    });
+    assert!(
+        actual == expected,
+        "{name} differs from its golden file (BITS_TLS_BLESS=1 rewrites it)\n--- expected\n{expected}\n--- actual\n{actual}"
+    );
+}
+
+/// `… 9 connections in 0.4 s` → `in <SECS> s`.
+fn blank_time(text: &str) -> String {
+    let Some(i) = text.find(" connections in ") else {
+        return text.to_string();
+    };
+    let start = i + " connections in ".len();
+    let end = start + text[start..].find(" s").unwrap();
+    format!("{}<SECS>{}", &text[..start], &text[end..])
 }
