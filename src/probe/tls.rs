@@ -93,7 +93,14 @@ impl TlsClient {
             Some(p) => b
                 .set_ca_file(p)
                 .map_err(|e| anyhow::anyhow!("reading the CA file `{}`: {e}", p.display()))?,
-            None => b.set_default_verify_paths()?,
+            None => {
+                b.set_default_verify_paths()?;
+                // A vendored OpenSSL (the static package) looks under its own build prefix; the
+                // system's bundle is found where the distribution keeps it.
+                if let Some(bundle) = openssl_probe::probe().cert_file {
+                    let _ = b.set_ca_file(&bundle);
+                }
+            }
         }
         b.set_verify(SslVerifyMode::PEER);
         Ok(TlsClient { ctx: b.build() })

@@ -575,9 +575,12 @@ impl ProbeWorld {
             .count()
     }
 
-    /// `bits-tls ARGS` run inside the namespace: (exit code, stdout, stderr).
+    /// `bits-tls ARGS` run inside the namespace: (exit code, stdout, stderr). `BITS_TLS_PROBE_BIN`
+    /// runs another build instead (e.g. the static one `scripts/package.sh` made, with its own OpenSSL).
     pub fn bits(&self, args: &[&str]) -> (i32, String, String) {
-        let mut cmd = self.ns.command(env!("CARGO_BIN_EXE_bits-tls"));
+        let bin = std::env::var_os("BITS_TLS_PROBE_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_bits-tls").into());
+        let mut cmd = self.ns.command(bin);
         for var in ["BITS_TLS_SOURCE", "BITS_TLS_CONFIG", "BITS_TLS_STATE"] {
             cmd.env_remove(var);
         }
