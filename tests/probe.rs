@@ -745,3 +745,58 @@ fn blank_time(text: &str) -> String {
     let end = start + text[start..].find(" s").unwrap();
     format!("{}<SECS>{}", &text[..start], &text[end..])
 }
+
+/// The benchmark (not a timed test; `bash scripts/bench-probe.sh` runs it on a release build): 300
+/// domains sharing 60 MX hosts (a third with DANE records), probed with the default concurrency. Prints
+/// the wall time and the probe's peak memory (maximum resident set).
+#[test]
+#[ignore]
+fn bench_300_domains_sharing_60_mx_hosts() {
+    let mut l = Layout::default();
+    for i in 0..60u32 {
+        let name: &'static str = Box::leak(format!("bench{i}").into_boxed_str());
+        let addr = format!("127.0.1.{}", i + 1);
+        l.receivers.push(Receiver {
+            name,
+            address: addr.clone(),
+            mode: "tls",
+            cert_names: vec![format!("mx.{name}.test")],
+            cert: CertOpts::default(),
+        });
+        l.zone.push(format!("mx.{name} IN A {addr}"));
+        if i % 3 == 0 {
+            l.tlsa_for.push((format!("_25._tcp.mx.{name}"), name));
+        }
+    }
+    let domains: Vec<String> = (0..300).map(|j| format!("d{j}.test")).collect();
+    for j in 0..300 {
+        l.zone.push(format!("d{j} IN MX 10 mx.bench{}", j % 60));
+    }
+    let world = ProbeWorld::new(&l);
+    let mut args = vec![
+        "-c".to_string(),
+        "import resource, subprocess, sys, time\n\
+         t = time.monotonic()\n\
+         r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL)\n\
+         print(r.returncode, time.monotonic() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+            .to_string(),
+        std::env::var("BITS_TLS_PROBE_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_bits-tls").to_string()),
+    ];
+    args.extend(probe_args(&world));
+    args.extend(["--format".into(), "json".into()]);
+    args.extend(domains);
+    let out = world.ns.command("python3").args(&args).output().unwrap();
+    let line = text(&out.stdout);
+    let f: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        f.first(),
+        Some(&"0"),
+        "every domain deliverable: {line}{}",
+        text(&out.stderr)
+    );
+    let secs: f64 = f[1].parse().unwrap();
+    let mb = f[2].parse::<f64>().unwrap() / 1024.0;
+    eprintln!("bench: 300 domains, 60 MX hosts: {secs:.2} s, peak memory {mb:.1} MB");
+    assert_eq!(world.events_of("bench0", "connect"), 1);
+}
