@@ -32,7 +32,13 @@ fn opts() -> CertOpts {
 /// The receivers; each serves `NAME.test` through `mx.NAME.test` unless the layout says otherwise.
 fn receivers() -> Vec<Case> {
     vec![
-        ("valid", "127.0.0.11", "tls", &["mx.valid.test"], opts()),
+        (
+            "valid",
+            "127.0.0.11",
+            "tls",
+            &["mx.valid.test", "mx.dual.test"],
+            opts(),
+        ),
         ("plain", "127.0.0.12", "plain", &[], opts()),
         (
             "oldtls",
@@ -153,6 +159,10 @@ fn layout() -> Layout {
             "unsignedtlsa IN MX 10 mx.insecure.test.",
             "mx.sts IN A 127.0.0.26",
             "nullmx IN MX 0 .",
+            // An IPv6 address this namespace has no route to, beside a good IPv4 one.
+            "dual IN MX 10 mx.dual",
+            "mx.dual IN A 127.0.0.11",
+            "mx.dual IN AAAA 2001:db8::25",
             "_smtp._tls.sts IN TXT \"v=TLSRPTv1; rua=mailto:tls-reports@sts.test\"",
         ]
         .map(String::from),
@@ -204,7 +214,7 @@ fn all_domains() -> Vec<String> {
         .map(|(n, ..)| n.to_string())
         .filter(|n| !matches!(n.as_str(), "provider" | "twomx1" | "twomx2" | "sts"))
         .collect();
-    d.extend(["hosted", "twomx", "nullmx", "nonexistent"].map(String::from));
+    d.extend(["hosted", "twomx", "nullmx", "nonexistent", "dual"].map(String::from));
     d.extend(STS.iter().map(|s| s.to_string()));
     d.into_iter().map(|d| format!("{d}.test")).collect()
 }
@@ -299,6 +309,7 @@ fn every_case_gets_its_exact_verdict_and_reason() {
         ("dane.test", "deliverable", &[]),
         ("danebad.test", "deliverable", &[]),
         ("soon.test", "deliverable", &[]),
+        ("dual.test", "deliverable", &["no-route"]),
         ("plain.test", "would-defer", &["no-starttls"]),
         ("oldtls.test", "would-defer", &["tls<1.2"]),
         ("expired.test", "would-defer", &["expired"]),
@@ -364,7 +375,7 @@ fn every_case_gets_its_exact_verdict_and_reason() {
     assert_eq!(sts("sts.test")["suggested_match"], "mx.sts.test");
     let s = &domain(&run, "sts.test")["suggestion"];
     assert_eq!(s["level"], "secure", "{s}");
-    assert_eq!(s["match_"], "mx.sts.test", "{s}");
+    assert_eq!(s["match"], "mx.sts.test", "{s}");
     assert_eq!(
         domain(&run, "sts.test")["tls_rpt"]["rua"][0],
         "mailto:tls-reports@sts.test"
@@ -419,7 +430,7 @@ fn every_case_gets_its_exact_verdict_and_reason() {
         golden(file, &blank_time(&out));
     }
     let units = run["connections"].as_u64().unwrap();
-    assert_eq!(units, 18, "one per MX host and address");
+    assert_eq!(units, 20, "one per MX host and address");
     assert!(took < Duration::from_secs(15), "took {took:?}");
 }
 

@@ -138,7 +138,7 @@ pub struct Expiry {
 #[derive(Debug, Clone, Serialize)]
 pub struct Suggestion {
     pub level: PostfixLevel,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "match", skip_serializing_if = "Option::is_none")]
     pub match_: Option<String>,
     pub reason: String,
 }

@@ -19,6 +19,9 @@ pub struct Session {
     pub failed_at: Option<Step>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The connection failed because this host has no route to an IPv6 address.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub no_route: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub banner: Option<Reply>,
     pub starttls_offered: bool,
@@ -168,6 +171,7 @@ pub fn session(host: &str, address: IpAddr, opts: &SmtpOptions, tls: &TlsClient)
         address,
         failed_at: None,
         error: None,
+        no_route: false,
         banner: None,
         starttls_offered: false,
         tls: None,
@@ -185,8 +189,11 @@ pub fn session(host: &str, address: IpAddr, opts: &SmtpOptions, tls: &TlsClient)
 
 fn run(s: &mut Session, opts: &SmtpOptions, tls: &TlsClient) -> Result<(), (Step, String)> {
     let addr = SocketAddr::new(s.address, opts.port);
-    let tcp = TcpStream::connect_timeout(&addr, opts.timeout)
-        .map_err(|e| (Step::Connect, format!("{addr}: {e}")))?;
+    let tcp = TcpStream::connect_timeout(&addr, opts.timeout).map_err(|e| {
+        // ENETUNREACH, EADDRNOTAVAIL: no IPv6 here, which Postfix would skip the same way.
+        s.no_route = addr.is_ipv6() && matches!(e.raw_os_error(), Some(101 | 99));
+        (Step::Connect, format!("{addr}: {e}"))
+    })?;
     let set = |t: &TcpStream| {
         t.set_read_timeout(Some(opts.timeout))
             .and_then(|_| t.set_write_timeout(Some(opts.timeout)))

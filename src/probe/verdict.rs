@@ -19,6 +19,9 @@ pub enum Reason {
     DnsFailure,
     NullMx,
     ConnectFailed,
+    /// This host has no route to the address (an IPv6 MX seen from an IPv4-only host): the MTA here
+    /// would skip it too, so it is not judged.
+    NoRoute,
     TemporarilyRefused,
     SmtpError,
     NoStarttls,
@@ -44,6 +47,7 @@ impl Reason {
             Reason::DnsFailure => "dns-failure",
             Reason::NullMx => "null-mx",
             Reason::ConnectFailed => "connect-failed",
+            Reason::NoRoute => "no-route",
             Reason::TemporarilyRefused => "temporarily-refused",
             Reason::SmtpError => "smtp-error",
             Reason::NoStarttls => "no-starttls",
@@ -92,13 +96,13 @@ impl Check {
         }
     }
 
-    /// Only a temporary refusal stands in the way: not judged.
+    /// Only a temporary refusal (or no route from here) stands in the way: not judged.
     pub fn temporary(&self) -> bool {
         !self.pass
             && self
                 .findings
                 .iter()
-                .all(|f| f.reason == Reason::TemporarilyRefused)
+                .all(|f| matches!(f.reason, Reason::TemporarilyRefused | Reason::NoRoute))
     }
 }
 
@@ -190,6 +194,7 @@ fn sub_of(cert_name: &str, parent: &str) -> bool {
 fn session_findings(s: &Session) -> Vec<Finding> {
     let err = s.error.clone().unwrap_or_default();
     match s.failed_at {
+        Some(Step::Connect) if s.no_route => return vec![finding(Reason::NoRoute, err)],
         Some(Step::Connect) => return vec![finding(Reason::ConnectFailed, err)],
         Some(Step::Banner) => {
             let code = s.banner.as_ref().map_or(0, |b| b.code);

@@ -257,7 +257,7 @@ fn notes(d: &DomainReport) -> Vec<String> {
             .collect();
         if !temp.is_empty() {
             out.push(format!(
-                "{}: temporarily refused (421), not judged: {}",
+                "{}: temporarily refused (421) or not reachable from here (IPv6), not judged: {}",
                 d.domain,
                 temp.join(", ")
             ));
