@@ -330,6 +330,9 @@ pub struct DiffArgs {
     /// Output format; markdown is for a merge-request comment
     #[arg(long, value_enum, default_value_t = report::plan::Format::Text)]
     pub format: report::plan::Format,
+    /// Probe each added domain and warn when forced TLS would not deliver to it (bits-tls probe)
+    #[arg(long)]
+    pub probe: bool,
     #[command(flatten)]
     pub job: JobArgs,
 }
@@ -345,6 +348,9 @@ pub struct SyncArgs {
     /// Exit 2 when something was changed (to chain a reload)
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Probe each added domain and warn when forced TLS would not deliver to it (bits-tls probe)
+    #[arg(long)]
+    pub probe: bool,
     #[command(flatten)]
     pub job: JobArgs,
 }
@@ -381,7 +387,8 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "NAME")]
     pub helo: Option<String>,
     /// Trust only the CA certificates in this PEM file for SMTP, as smtp_tls_CAfile does (and also
-    /// them, besides the system's, for MTA-STS policies) [default: the system's CA store]
+    /// them, besides the system's, for MTA-STS policies) [default: [postfix] ca_file where it exists,
+    /// else the system's CA store]
     #[arg(long, value_name = "PATH")]
     pub ca_file: Option<PathBuf>,
     /// Seconds each step may take (connect, each reply, the handshake, a DNS answer, a policy fetch)

@@ -811,3 +811,72 @@ fn bench_300_domains_sharing_60_mx_hosts() {
     eprintln!("bench: 300 domains, 60 MX hosts: {secs:.2} s, peak memory {mb:.1} MB");
     assert_eq!(world.events_of("bench0", "connect"), 1);
 }
+
+/// `diff --probe` and `sync --probe` show the added domains' verdicts as warnings, checking them against
+/// the CA file the Postfix table is wired to (`--postfix-ca-file`); the plan and the exit codes are
+/// those without `--probe`.
+#[test]
+fn diff_and_sync_probe_the_added_domains() {
+    let mut l = layout();
+    let keep = ["valid", "plain"];
+    l.receivers.retain(|r| keep.contains(&r.name));
+    l.tlsa_for.clear();
+    l.insecure_tlsa_for.clear();
+    l.bogus_tlsa.clear();
+    let world = ProbeWorld::new(&l);
+    std::fs::write(
+        world.path().join("liste.csv"),
+        "Virksomhet;Domene\nA;valid.test\nB;plain.test\n",
+    )
+    .unwrap();
+    let ca = world.pki.ca().display().to_string();
+    let common = [
+        "--source",
+        "liste.csv",
+        "--output",
+        "postfix-policy=policy",
+        "--state",
+        "state.json",
+        "--postfix-ca-file",
+        &ca,
+    ];
+    let args = |cmd: &'static str| -> Vec<&str> {
+        let mut a = vec![cmd, "--probe"];
+        a.extend(common);
+        a
+    };
+    let (code, out, err) = world.bits(&args("diff"));
+    assert_eq!(code, 2, "changes pending: {err}");
+    assert!(out.contains("create policy"), "{out}");
+    assert!(
+        err.contains("warning: probe: added domain `plain.test` is would-defer at verify: mx.plain.test 127.0.0.12: no-starttls"),
+        "{err}"
+    );
+    assert!(
+        err.contains("probe: added domain `valid.test` is deliverable at verify"),
+        "{err}"
+    );
+    let (code, _, err) = world.bits(&args("sync"));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("added domain `plain.test` is would-defer"),
+        "{err}"
+    );
+    assert!(std::fs::read_to_string(world.path().join("policy"))
+        .unwrap()
+        .contains("\nplain.test verify"));
+    // Nothing added, nothing probed.
+    let (code, _, err) = world.bits(&args("sync"));
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("probe:"), "{err}");
+    // Without --probe, no probe.
+    std::fs::remove_file(world.path().join("state.json")).unwrap();
+    let (code, _, err) = world.bits(&["diff"].into_iter().chain(common).collect::<Vec<_>>());
+    assert_eq!(code, 2);
+    assert!(!err.contains("probe:"), "{err}");
+    assert_eq!(
+        world.events_of("plain", "connect"),
+        2,
+        "two probes, one connection each"
+    );
+}

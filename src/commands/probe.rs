@@ -39,21 +39,8 @@ pub fn run(
     } else {
         args.domains.clone()
     };
-    let dests: Vec<Destination> = domains
-        .into_iter()
-        .map(|domain| {
-            let p = match job.render.overrides.iter().find(|o| o.domain == domain) {
-                Some(o) => o.postfix(&job.render.postfix),
-                None => job.render.postfix.clone(),
-            };
-            Destination {
-                domain,
-                level: p.level,
-                match_: p.match_,
-            }
-        })
-        .collect();
-    let opts = options(args)?;
+    let dests: Vec<Destination> = domains.into_iter().map(|d| destination(&job, d)).collect();
+    let opts = options(args, &job)?;
     printer.info(&format!(
         "probing {} through the resolver {}",
         report::plural(dests.len(), "domain"),
@@ -108,7 +95,62 @@ fn effective_domains(job: &plan::Job, printer: &Printer) -> anyhow::Result<Vec<D
     Ok(out)
 }
 
-fn options(args: &ProbeArgs) -> anyhow::Result<ProbeOptions> {
+/// `diff --probe`, `sync --probe`: the domains the plan adds, probed with the default options; a
+/// warning for each that forced TLS would not reach (the scheme still requires forcing TLS to it).
+pub fn added_domains(plan: &plan::Plan, job: &plan::Job, printer: &Printer) -> anyhow::Result<()> {
+    let effective = plan.effective.domains();
+    let added: Vec<&Domain> = plan
+        .changes
+        .domains_added
+        .iter()
+        .filter(|d| effective.contains(d) && !d.as_str().starts_with("*."))
+        .collect();
+    if added.is_empty() {
+        return Ok(());
+    }
+    let dests: Vec<Destination> = added
+        .into_iter()
+        .map(|d| destination(job, d.clone()))
+        .collect();
+    let defaults = <ProbeArgs as clap::FromArgMatches>::from_arg_matches(
+        &<ProbeArgs as clap::Args>::augment_args(clap::Command::new("probe"))
+            .get_matches_from(["probe"]),
+    )?;
+    let run = probe::probe(&dests, &options(&defaults, job)?)?;
+    for d in &run.domains {
+        if d.verdict == probe::verdict::Verdict::Deliverable {
+            printer.note(&format!(
+                "probe: added domain `{}` is deliverable at {}",
+                d.domain,
+                d.level.as_str()
+            ));
+            continue;
+        }
+        let why = report::probe::reasons(d).join("; ");
+        printer.warning(&crate::list::Warning::general(format!(
+            "probe: added domain `{}` is {} at {}: {why}; forced TLS will hold its mail in the queue (the scheme still requires it; tell tls@bits.no)",
+            d.domain,
+            d.verdict.as_str(),
+            d.level.as_str()
+        )));
+    }
+    Ok(())
+}
+
+/// A domain with the level its table entry has (its `[[override]]`, else `[postfix]`).
+fn destination(job: &plan::Job, domain: Domain) -> Destination {
+    let p = match job.render.overrides.iter().find(|o| o.domain == domain) {
+        Some(o) => o.postfix(&job.render.postfix),
+        None => job.render.postfix.clone(),
+    };
+    Destination {
+        domain,
+        level: p.level,
+        match_: p.match_,
+    }
+}
+
+fn options(args: &ProbeArgs, job: &plan::Job) -> anyhow::Result<ProbeOptions> {
     let timeout = Duration::from_secs(args.timeout);
     let server = match &args.resolver {
         Some(r) => parse_resolver(r)?,
@@ -166,7 +208,10 @@ fn options(args: &ProbeArgs) -> anyhow::Result<ProbeOptions> {
             timeout,
             port: 25,
         },
-        ca_file: args.ca_file.clone(),
+        // What the Postfix table is checked against: smtp_tls_CAfile as configured, where it exists.
+        ca_file: args.ca_file.clone().or_else(|| {
+            Some(std::path::PathBuf::from(&job.render.postfix.ca_file)).filter(|p| p.is_file())
+        }),
         concurrency: args.concurrency as usize,
         expiry_warn_days: args.expiry_warn.into(),
         anchor_zones,

@@ -74,7 +74,7 @@ fn secure_word(d: &DomainReport) -> String {
 }
 
 /// The findings at the configured level, one line per MX address (or the domain).
-fn reasons(d: &DomainReport) -> Vec<String> {
+pub fn reasons(d: &DomainReport) -> Vec<String> {
     let mut out: Vec<String> = d
         .findings
         .iter()
