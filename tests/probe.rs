@@ -646,6 +646,54 @@ fn postfix_with_the_suggested_dane_only_override_delivers_and_defers_on_a_mismat
     .unwrap();
     let csv = dir.join("liste.csv");
     std::fs::write(&csv, "Virksomhet;Domene\nA;dane.test\nB;danebad.test\n").unwrap();
+    // Probed at the levels the configuration now asks for: dane-only holds for one, not the other.
+    let mut args = probe_args(&world);
+    args.extend(["--format", "json", "dane.test", "danebad.test", "--config"].map(String::from));
+    args.push(config.display().to_string());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, out, err) = world.bits(&args);
+    assert_eq!(code, 2, "danebad.test would defer at dane-only: {err}");
+    let run: Value = serde_json::from_str(&out).unwrap();
+    let (good, bad) = (domain(&run, "dane.test"), domain(&run, "danebad.test"));
+    assert_eq!(
+        (&good["level"], &good["verdict"]),
+        (&"dane-only".into(), &"deliverable".into())
+    );
+    assert_eq!(good["overridden"], true);
+    assert_eq!(
+        (&bad["level"], &bad["verdict"]),
+        (&"dane-only".into(), &"would-defer".into())
+    );
+    assert_eq!(reasons(bad), ["tlsa-mismatch"]);
+    // A domain with an [[override]] of its own gets the suggestion as a comment: a second entry
+    // would make the configuration invalid.
+    let other = dir.join("other.toml");
+    std::fs::write(
+        &other,
+        "[[override]]\ndomain = \"dane.test\"\nreason = \"r\"\npostfix_match = \"hostname\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = world.bits(&[
+        "--config",
+        other.to_str().unwrap(),
+        "probe",
+        "--suggest-overrides",
+        "--ca-file",
+        &world.pki.ca().display().to_string(),
+        "--trust-anchor",
+        &world.anchor.display().to_string(),
+        "dane.test",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with(
+            "# dane.test already has an [[override]]; change it to this one:\n# [[override]]\n"
+        ),
+        "{out}"
+    );
+    assert!(!toml::from_str::<toml::Table>(&out)
+        .unwrap()
+        .contains_key("override"));
     let table = dir.join("bits_tls_policy").display().to_string();
     let ca = world.pki.ca().display().to_string();
     let out = support::bits()

@@ -139,7 +139,8 @@ pub fn added_domains(plan: &plan::Plan, job: &plan::Job, printer: &Printer) -> a
 
 /// A domain with the level its table entry has (its `[[override]]`, else `[postfix]`).
 fn destination(job: &plan::Job, domain: Domain) -> Destination {
-    let p = match job.render.overrides.iter().find(|o| o.domain == domain) {
+    let o = job.render.overrides.iter().find(|o| o.domain == domain);
+    let p = match o {
         Some(o) => o.postfix(&job.render.postfix),
         None => job.render.postfix.clone(),
     };
@@ -147,6 +148,7 @@ fn destination(job: &plan::Job, domain: Domain) -> Destination {
         domain,
         level: p.level,
         match_: p.match_,
+        overridden: o.is_some(),
     }
 }
 

@@ -32,6 +32,8 @@ pub struct Destination {
     pub domain: Domain,
     pub level: PostfixLevel,
     pub match_: Option<String>,
+    /// The configuration has an `[[override]]` for it already.
+    pub overridden: bool,
 }
 
 /// How to probe.
@@ -150,6 +152,8 @@ pub struct DomainReport {
     pub level: PostfixLevel,
     #[serde(rename = "match", skip_serializing_if = "Option::is_none")]
     pub match_: Option<String>,
+    /// The level and match come from an `[[override]]`.
+    pub overridden: bool,
     /// At the configured level.
     pub verdict: Verdict,
     /// The verdict at each level.
@@ -618,6 +622,7 @@ fn judge(
         domain,
         level: dest.level,
         match_: dest.match_.clone(),
+        overridden: dest.overridden,
         verdict,
         verify: verify_v,
         secure: secure_v,

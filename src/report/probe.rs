@@ -335,12 +335,23 @@ pub fn overrides(out: &mut impl Write, run: &Run) -> io::Result<()> {
     for d in &run.domains {
         let Some(s) = &d.suggestion else { continue };
         any = true;
-        writeln!(out, "[[override]]")?;
-        writeln!(out, "domain = {}", toml_str(&d.domain))?;
-        writeln!(out, "reason = {}", toml_str(&s.reason))?;
-        writeln!(out, "postfix_level = {}", toml_str(s.level.as_str()))?;
+        // A second entry for the same domain would make the configuration invalid: say what to change.
+        let c = if d.overridden {
+            writeln!(
+                out,
+                "# {} already has an [[override]]; change it to this one:",
+                d.domain
+            )?;
+            "# "
+        } else {
+            ""
+        };
+        writeln!(out, "{c}[[override]]")?;
+        writeln!(out, "{c}domain = {}", toml_str(&d.domain))?;
+        writeln!(out, "{c}reason = {}", toml_str(&s.reason))?;
+        writeln!(out, "{c}postfix_level = {}", toml_str(s.level.as_str()))?;
         if let Some(m) = &s.match_ {
-            writeln!(out, "postfix_match = {}", toml_str(m))?;
+            writeln!(out, "{c}postfix_match = {}", toml_str(m))?;
         }
         writeln!(out)?;
     }
