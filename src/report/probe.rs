@@ -364,3 +364,19 @@ pub fn overrides(out: &mut impl Write, run: &Run) -> io::Result<()> {
 fn toml_str(s: &str) -> String {
     toml::Value::String(crate::sanitize::one_line(s)).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Text from DNS or a server cannot add a key, a table or a line to the suggested TOML.
+    #[test]
+    fn suggested_values_stay_one_toml_string() {
+        let hostile = "x\"\n[[override]]\ndomain = \"evil.no\"\r\n# \u{1b}[31m";
+        let line = format!("reason = {}\n", toml_str(hostile));
+        assert_eq!(line.lines().count(), 1, "{line}");
+        let doc: toml::Table = toml::from_str(&line).unwrap();
+        assert_eq!(doc.len(), 1);
+        assert!(doc["reason"].as_str().unwrap().contains("[[override]]"));
+    }
+}
