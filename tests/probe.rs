@@ -927,4 +927,45 @@ fn diff_and_sync_probe_the_added_domains() {
         2,
         "two probes, one connection each"
     );
+
+    // Without DOMAINs: the effective list, as sync would write it, each at its configured level.
+    std::fs::write(
+        world.path().join("bits-tls.toml"),
+        format!(
+            "source = \"liste.csv\"\n\
+             [postfix]\nca_file = \"{ca}\"\n\
+             [[exclude]]\ndomain = \"plain.test\"\nreason = \"no STARTTLS, reported\"\n\
+             [[extra_domains]]\ndomain = \"nullmx.test\"\nreason = \"bilateral\"\n\
+             [[override]]\ndomain = \"valid.test\"\nreason = \"r\"\npostfix_level = \"secure\"\n"
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = world.bits(&[
+        "--config",
+        "bits-tls.toml",
+        "probe",
+        "--format",
+        "json",
+        "--trust-anchor",
+        &world.anchor.display().to_string(),
+    ]);
+    assert_eq!(code, 2, "the null MX: {err}");
+    let run: Value = serde_json::from_str(&out).unwrap();
+    let names: Vec<&str> = run["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["domain"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["nullmx.test", "valid.test"]);
+    let valid = domain(&run, "valid.test");
+    assert_eq!(
+        (&valid["level"], &valid["verdict"]),
+        (&"secure".into(), &"deliverable".into())
+    );
+    assert_eq!(
+        world.events_of("plain", "connect"),
+        2,
+        "the excluded domain is not probed"
+    );
 }
