@@ -392,7 +392,8 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "PATH")]
     pub ca_file: Option<PathBuf>,
     /// Seconds each step may take (connect, each reply, the handshake, a DNS answer, a policy fetch)
-    #[arg(long, default_value_t = 10, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=300))]
+    // Its own id: `timeout` is the download setting, whose default help would show.
+    #[arg(long = "timeout", id = "probe_timeout", default_value_t = 10, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=300))]
     pub timeout: u64,
     /// Lookups, SMTP sessions and policy fetches run at once
     #[arg(long, default_value_t = 32, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
