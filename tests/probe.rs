@@ -302,6 +302,18 @@ fn every_case_gets_its_exact_verdict_and_reason() {
     assert_eq!(code, 2, "some domains are not deliverable: {err}");
     assert_eq!(run["version"], 1);
     assert_eq!(run["resolver"]["validates"], true, "{}", run["resolver"]);
+    for (name, opinion) in [
+        ("dane.test", "secure"),
+        ("bogus.test", "bogus"),
+        ("unsignedtlsa.test", "insecure"),
+    ] {
+        let tlsa = &domain(&run, name)["mx"][0]["lookups"][2];
+        assert_eq!(tlsa["type"], "TLSA");
+        assert_eq!(
+            tlsa["local"], opinion,
+            "local validation of {name}'s TLSA: {tlsa}"
+        );
+    }
     let expect: &[(&str, &str, &[&str])] = &[
         ("valid.test", "deliverable", &[]),
         ("cbc.test", "deliverable", &[]),
@@ -569,6 +581,14 @@ fn posttls_finger_agrees_and_a_non_validating_resolver_is_flagged() {
     );
     assert_eq!(code, 0, "verify still delivers: {err}");
     assert_eq!(run["resolver"]["validates"], false, "{}", run["resolver"]);
+    assert!(
+        run["resolver"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("local validation (--trust-anchor) finds"),
+        "{}",
+        run["resolver"]
+    );
     let dane = domain(&run, "dane.test");
     assert_eq!(dane["mx"][0]["tlsa_status"], "insecure");
     assert_eq!(dane["dane"]["recommended"], false);

@@ -163,7 +163,7 @@ fn options(args: &ProbeArgs, job: &plan::Job) -> anyhow::Result<ProbeOptions> {
                 .context("/etc/resolv.conf names no nameserver (give --resolver)")?
         }
     };
-    let anchor_zones = match &args.trust_anchor {
+    let (anchor_zones, anchors) = match &args.trust_anchor {
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("reading the trust anchors `{}`", p.display()))?;
@@ -174,9 +174,9 @@ fn options(args: &ProbeArgs, job: &plan::Job) -> anyhow::Result<ProbeOptions> {
                     p.display()
                 );
             }
-            zones
+            (zones, Some(text))
         }
-        None => vec![".".into()],
+        None => (vec![".".into()], None),
     };
     let helo = match &args.helo {
         Some(h) => h.clone(),
@@ -217,6 +217,7 @@ fn options(args: &ProbeArgs, job: &plan::Job) -> anyhow::Result<ProbeOptions> {
         concurrency: args.concurrency as usize,
         expiry_warn_days: args.expiry_warn.into(),
         anchor_zones,
+        anchors,
     })
 }
 

@@ -52,6 +52,9 @@ pub struct Lookup {
     pub signed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Local validation's opinion (with `--trust-anchor`), for answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local: Option<super::validate::Opinion>,
     #[serde(skip)]
     pub records: Vec<RData>,
 }
@@ -118,6 +121,7 @@ impl Resolver {
             dnssec: Dnssec::Unknown,
             signed: false,
             error: None,
+            local: None,
             records: Vec::new(),
         };
         let msg = match self.query(name, rtype, false) {
@@ -173,6 +177,11 @@ impl Resolver {
             }
         };
         out
+    }
+
+    /// The whole answer to one query, RRSIGs included; `cd` asks the resolver not to validate.
+    pub fn raw(&self, name: &str, rtype: RecordType, cd: bool) -> Result<Message, String> {
+        self.query(name, rtype, cd)
     }
 
     fn query(&self, name: &str, rtype: RecordType, cd: bool) -> Result<Message, String> {

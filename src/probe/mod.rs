@@ -10,6 +10,7 @@ pub mod dns;
 pub mod mta_sts;
 pub mod smtp;
 pub mod tls;
+pub mod validate;
 pub mod verdict;
 
 use crate::domain::Domain;
@@ -48,6 +49,8 @@ pub struct ProbeOptions {
     pub expiry_warn_days: i64,
     /// Zones whose DNSKEY answer must carry the AD bit if the resolver validates (`.` by default).
     pub anchor_zones: Vec<String>,
+    /// The `--trust-anchor` file's text: local validation's second opinion.
+    pub anchors: Option<String>,
 }
 
 /// Does the resolver validate DNSSEC?
@@ -246,8 +249,17 @@ struct DomainDns {
     rpt: Lookup,
 }
 
-fn domain_dns(r: &Resolver, domain: &str) -> DomainDns {
-    let mx_lookup = r.lookup(domain, RecordType::MX);
+/// A lookup with local validation's opinion on its answer.
+fn lookup(r: &Resolver, v: Option<&validate::Validator>, name: &str, t: RecordType) -> Lookup {
+    let mut l = r.lookup(name, t);
+    if let (Some(v), Outcome::Answer) = (v, l.outcome) {
+        l.local = Some(v.rrset(name, t));
+    }
+    l
+}
+
+fn domain_dns(r: &Resolver, v: Option<&validate::Validator>, domain: &str) -> DomainDns {
+    let mx_lookup = lookup(r, v, domain, RecordType::MX);
     let mut mx: Vec<(u16, String)> = mx_lookup
         .records
         .iter()
@@ -292,9 +304,9 @@ struct HostDns {
     records: Vec<dane::Tlsa>,
 }
 
-fn host_dns(r: &Resolver, host: &str) -> HostDns {
-    let a = r.lookup(host, RecordType::A);
-    let aaaa = r.lookup(host, RecordType::AAAA);
+fn host_dns(r: &Resolver, v: Option<&validate::Validator>, host: &str) -> HostDns {
+    let a = lookup(r, v, host, RecordType::A);
+    let aaaa = lookup(r, v, host, RecordType::AAAA);
     let mut addresses = addresses_of(&a);
     addresses.extend(addresses_of(&aaaa));
     let answered: Vec<&Lookup> = [&a, &aaaa]
@@ -329,7 +341,7 @@ fn host_dns(r: &Resolver, host: &str) -> HostDns {
     } else {
         None
     };
-    let tlsa = r.lookup(&format!("_25._tcp.{host}"), RecordType::TLSA);
+    let tlsa = lookup(r, v, &format!("_25._tcp.{host}"), RecordType::TLSA);
     let records = tlsa
         .records
         .iter()
@@ -386,6 +398,44 @@ fn check_resolver(r: &Resolver, zones: &[String]) -> ResolverCheck {
     }
 }
 
+/// Local validation against the resolver's AD bits: answers it finds signed and valid that came without
+/// AD mean the resolver does not validate; answers the resolver calls secure that it finds bogus need a
+/// person to look.
+fn second_opinion<'a>(resolver: &mut ResolverCheck, lookups: impl Iterator<Item = &'a Lookup>) {
+    use validate::Opinion;
+    let (mut agree, mut unvalidated, mut disputed) = (0, Vec::new(), Vec::new());
+    for l in lookups {
+        match (l.dnssec, l.local) {
+            (Dnssec::Secure, Some(Opinion::Secure)) => agree += 1,
+            (Dnssec::Insecure, Some(Opinion::Secure)) => {
+                unvalidated.push(format!("{} {}", l.name, l.rtype))
+            }
+            (Dnssec::Secure, Some(Opinion::Bogus)) => {
+                disputed.push(format!("{} {}", l.name, l.rtype))
+            }
+            _ => {}
+        }
+    }
+    if !unvalidated.is_empty() {
+        resolver.validates = Some(false);
+        resolver.detail = format!(
+            "does not validate: local validation (--trust-anchor) finds {} answers signed and valid that came without the AD bit (e.g. {}); Postfix would see no DANE through it",
+            unvalidated.len(),
+            unvalidated[0]
+        );
+    } else if agree > 0 {
+        resolver
+            .detail
+            .push_str(&format!("; local validation agrees on {agree} answers"));
+    }
+    if !disputed.is_empty() {
+        resolver.detail.push_str(&format!(
+            "; check manually: the resolver calls {} secure, local validation bogus",
+            disputed.join(", ")
+        ));
+    }
+}
+
 /// Probes every destination.
 pub fn probe(dests: &[Destination], opts: &ProbeOptions) -> anyhow::Result<Run> {
     let start = Instant::now();
@@ -396,7 +446,12 @@ pub fn probe(dests: &[Destination], opts: &ProbeOptions) -> anyhow::Result<Run> 
     let mut resolver = check_resolver(r, &opts.anchor_zones);
 
     let names: Vec<String> = dests.iter().map(|d| d.domain.to_string()).collect();
-    let dns: Vec<DomainDns> = parallel(&names, n, |d| domain_dns(r, d));
+    let validator = opts
+        .anchors
+        .as_deref()
+        .map(|text| validate::Validator::new(r, text));
+    let v = validator.as_ref();
+    let dns: Vec<DomainDns> = parallel(&names, n, |d| domain_dns(r, v, d));
 
     let hosts: Vec<String> = dns
         .iter()
@@ -407,8 +462,15 @@ pub fn probe(dests: &[Destination], opts: &ProbeOptions) -> anyhow::Result<Run> 
     let host_facts: HashMap<String, HostDns> = hosts
         .iter()
         .cloned()
-        .zip(parallel(&hosts, n, |h| host_dns(r, h)))
+        .zip(parallel(&hosts, n, |h| host_dns(r, v, h)))
         .collect();
+    second_opinion(
+        &mut resolver,
+        host_facts
+            .values()
+            .flat_map(|h| &h.lookups)
+            .chain(dns.iter().map(|d| &d.mx_lookup)),
+    );
     if resolver.validates.is_none()
         && host_facts
             .values()
