@@ -405,7 +405,8 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "IP[:PORT]")]
     pub resolver: Option<String>,
     /// DNSSEC trust anchors (DNSKEY or DS records, as for unbound): their zones' DNSKEY answers must
-    /// carry the AD bit, or the resolver is reported as not validating [default: the root zone]
+    /// carry the AD bit, and local validation from them checks every answer's signatures; either
+    /// failing reports the resolver as not validating [default: the root zone's AD bit only]
     #[arg(long, value_name = "FILE")]
     pub trust_anchor: Option<PathBuf>,
     /// The Bits page or the CSV, when there is no state yet
