@@ -5,8 +5,9 @@
 #   bits-tls-VERSION-1.x86_64.rpm     for RHEL, Rocky, Alma, SUSE (rpmbuild)
 #   bits-tls-VERSION.cdx.json         the CycloneDX SBOM of the crates linked into the binary
 #   *.sha256                          one checksum file per artifact (sha256sum -c)
-# The binary is built once (cargo build --release --target x86_64-unknown-linux-musl, about 4 minutes
-# on 2 cores) and packed three ways; man pages, completions and the configuration come from the binary.
+# The binary is built once (cargo build --release --target x86_64-unknown-linux-musl --features
+# vendored-openssl, about 4 minutes on 2 cores plus OpenSSL compiled from source for the probe's
+# handshakes) and packed three ways; man pages, completions and the configuration come from the binary.
 # Needs what scripts/setup-package-tools.sh installs. Offline apart from crates.io.
 set -euo pipefail
 
@@ -26,15 +27,15 @@ say() { echo "package: $*" >&2; }
 die() { echo "package: error: $*" >&2; exit 1; }
 
 # 1. The static binary. musl is the route (rustup's x86_64-unknown-linux-musl std and Debian's
-#    musl-tools for the C in ring); without them, glibc's static linking is the fallback, which works
+#    musl-tools for the C in ring and in OpenSSL, which openssl-src builds with perl and make); without them, glibc's static linking is the fallback, which works
 #    for everything but NSS lookups beyond files and DNS.
 triple=x86_64-unknown-linux-musl
 if rustup target list --installed 2>/dev/null | grep -qx "$triple" && command -v musl-gcc >/dev/null; then
-  cargo build --release --locked --target "$triple"
+  cargo build --release --locked --target "$triple" --features vendored-openssl
 else
   say "the $triple target or musl-gcc is missing (scripts/setup-package-tools.sh); building static glibc"
   triple=x86_64-unknown-linux-gnu
-  RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target "$triple"
+  RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target "$triple" --features vendored-openssl
 fi
 bin="$work/bits-tls"
 strip -o "$bin" "target/$triple/release/bits-tls"

@@ -30,9 +30,14 @@ apt_update_once() {
 # servers are a Python script; procps gives `kill`, which stops the test Postfix instances; openssl makes
 # the RSA key of the TLS 1.1 receiver. fish and zsh run the completion scripts (tests/completions.rs);
 # acl gives setfacl/getfacl (tests/transaction.rs: a replaced file keeps its ACL).
+# The probe (tests/probe.rs): libssl-dev and pkg-config build the `openssl` crate against the system
+# libssl (the library the MTAs use); ldnsutils signs the test zones; the libraries after it are what the
+# unpacked nsd (authoritative) and unbound (validating resolver) link against.
 packages=(build-essential ca-certificates libdb5.3 libicu72 libnsl2 libsasl2-2 libssl3
           libgnutls30 libgnutls-dane0 libidn12 libidn2-0 libpcre2-8-0 libcrypt1
-          iproute2 dnsmasq-base procps openssl fish zsh acl)
+          iproute2 dnsmasq-base procps openssl fish zsh acl
+          libssl-dev pkg-config ldnsutils libevent-2.1-7 libfstrm0 libprotobuf-c1 libnghttp2-14
+          libpython3.11 libsystemd0)
 command -v python3 >/dev/null 2>&1 || packages+=(python3)
 missing=()
 for p in "${packages[@]}"; do
@@ -69,8 +74,14 @@ unpack exim4-daemon-light "$tools/exim" usr/sbin/exim4
 unpack exim4-config "$tools/exim4-config" usr/sbin/update-exim4.conf
 # An OpenSSL-linked Exim, built once from Debian's exim4 source package (cached in $tools).
 BITS_TLS_TEST_TOOLS="$tools" bash "$root/scripts/build-exim-openssl.sh"
+# Unpacked, not installed: their packages would start system services.
+unpack nsd "$tools/nsd" usr/sbin/nsd
+unpack unbound "$tools/unbound" usr/sbin/unbound
 
 # Smoke checks: the binaries run.
+"$tools/nsd/usr/sbin/nsd" -v >/dev/null 2>&1
+"$tools/unbound/usr/sbin/unbound" -V >/dev/null 2>&1
+command -v ldns-signzone >/dev/null
 LD_LIBRARY_PATH="$tools/postfix/usr/lib/postfix" "$tools/postfix/usr/sbin/postconf" -d mail_version >/dev/null 2>&1
 "$tools/exim/usr/sbin/exim4" -C /dev/null -bV >/dev/null 2>&1 || "$tools/exim/usr/sbin/exim4" --version | head -1 >/dev/null
 
@@ -80,4 +91,4 @@ for c in rustfmt clippy; do
 done
 # The packaging step of .ci/run (scripts/package.sh, tests/package.sh).
 bash "$root/scripts/setup-package-tools.sh"
-echo "setup-test-tools: ready (Postfix and Exim in $tools)"
+echo "setup-test-tools: ready (Postfix, Exim, nsd and unbound in $tools)"

@@ -90,6 +90,15 @@ pub enum Command {
     /// change. Exit 0: every listed domain is enforced; 2: at least one gap (or a violation in --log);
     /// 1: the check itself failed.
     Verify(Box<VerifyArgs>),
+    /// Probe each listed domain's MX: verified TLS, DANE, MTA-STS, TLS-RPT
+    ///
+    /// Can every listed destination receive verified TLS, and what stronger policy does it allow? For
+    /// each domain (the effective list as sync would write it, or the DOMAINs given): MX, addresses,
+    /// then one SMTP session per MX host and address (banner, EHLO, STARTTLS, the TLS handshake with
+    /// OpenSSL, EHLO, QUIT; never MAIL FROM). Judged per domain at its configured Postfix level and at
+    /// the stronger ones: DANE (TLSA under DNSSEC), MTA-STS and TLS-RPT. Exit 0: every domain
+    /// deliverable at its level; 2: at least one is degraded, would defer or could not be judged.
+    Probe(Box<ProbeArgs>),
     /// Write a commented starter bits-tls.toml
     Init(InitArgs),
     /// Print a shell completion script
@@ -366,6 +375,9 @@ pub struct DiffArgs {
     /// Output format; markdown is for a merge-request comment
     #[arg(short, long, value_enum, default_value_t = report::plan::Format::Text)]
     pub format: report::plan::Format,
+    /// Probe each added domain and warn when forced TLS would not deliver to it (bits-tls probe)
+    #[arg(long)]
+    pub probe: bool,
     #[command(flatten)]
     pub job: JobArgs,
 }
@@ -384,6 +396,9 @@ pub struct SyncArgs {
     /// Exit 2 when something was changed (to chain a reload)
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Probe each added domain and warn when forced TLS would not deliver to it (bits-tls probe)
+    #[arg(long)]
+    pub probe: bool,
     #[command(flatten)]
     pub job: JobArgs,
 }
@@ -432,6 +447,53 @@ pub struct VerifyArgs {
     pub format: report::verify::Format,
     #[command(flatten)]
     pub job: JobArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Domains to probe [default: the effective list: the state's list (else the source's) with
+    /// extra domains, exclusions and overrides applied]
+    #[arg(value_name = "DOMAIN", value_parser = parse_domain)]
+    pub domains: Vec<Domain>,
+    /// Output format; markdown doubles as the message to tls@bits.no about broken participants
+    #[arg(long, value_enum, default_value_t = report::probe::Format::Text)]
+    pub format: report::probe::Format,
+    /// Print [[override]] entries for bits-tls.toml (dane-only where DANE is safe, secure with match=
+    /// from an MTA-STS policy in enforce mode) instead of the report
+    #[arg(long)]
+    pub suggest_overrides: bool,
+    /// Name to send with EHLO [default: this host's name]
+    #[arg(long, value_name = "NAME")]
+    pub helo: Option<String>,
+    /// Trust only the CA certificates in this PEM file for SMTP, as smtp_tls_CAfile does (and also
+    /// them, besides the system's, for MTA-STS policies) [default: [postfix] ca_file where it exists,
+    /// else the system's CA store]
+    #[arg(long, value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
+    /// Seconds each step may take (connect, each reply, the handshake, a DNS answer, a policy fetch)
+    // Its own id: `timeout` is the download setting, whose default help would show.
+    #[arg(long = "timeout", id = "probe_timeout", default_value_t = 10, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub timeout: u64,
+    /// Lookups, SMTP sessions and policy fetches run at once
+    #[arg(long, default_value_t = 32, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub concurrency: u64,
+    /// Warn about certificates that pass now but expire within this many days
+    #[arg(long, default_value_t = 21, value_name = "DAYS")]
+    pub expiry_warn: u32,
+    /// DNS resolver to ask, IP[:PORT] [default: the first nameserver in /etc/resolv.conf, as the MTA]
+    #[arg(long, value_name = "IP[:PORT]")]
+    pub resolver: Option<String>,
+    /// DNSSEC trust anchors (DNSKEY or DS records, as for unbound): their zones' DNSKEY answers must
+    /// carry the AD bit, and local validation from them checks every answer's signatures; either
+    /// failing reports the resolver as not validating [default: the root zone's AD bit only]
+    #[arg(long, value_name = "FILE")]
+    pub trust_anchor: Option<PathBuf>,
+    /// The Bits page or the CSV, when there is no state yet
+    #[arg(long, env = "BITS_TLS_SOURCE", value_name = "URL|PATH")]
+    pub source: Option<String>,
+    /// State file whose list is probed [default: bits-tls.state.json beside the configuration]
+    #[arg(long, env = "BITS_TLS_STATE", value_name = "PATH")]
+    pub state: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

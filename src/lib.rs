@@ -34,6 +34,7 @@ pub mod notify;
 pub mod org_number;
 pub mod plan;
 pub mod printer;
+pub mod probe;
 pub mod render;
 pub mod report;
 pub mod sanitize;

@@ -52,6 +52,7 @@ fn every_command_has_a_page_with_the_sections_admins_need() {
             "bits-tls-init.1",
             "bits-tls-man.1",
             "bits-tls-notify.1",
+            "bits-tls-probe.1",
             "bits-tls-render.1",
             "bits-tls-sync.1",
             "bits-tls-verify.1",

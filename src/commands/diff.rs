@@ -19,14 +19,23 @@ pub fn run(
 ) -> anyhow::Result<ExitStatus> {
     let cfg = Config::discover(config)?;
     let job = settings::job(&cfg, &args.job, chrono::Local::now().date_naive())?;
-    plan_and_show(&job, args.format, printer)
+    plan_and_show(&job, args.format, printer, args.probe)
 }
 
-/// Makes the plan, shows it with its warnings, and returns the exit status (also `sync --dry-run`).
-pub fn plan_and_show(job: &Job, format: Format, printer: &Printer) -> anyhow::Result<ExitStatus> {
+/// Makes the plan, shows it with its warnings (and the added domains' probe verdicts), and returns the
+/// exit status (also `sync --dry-run`).
+pub fn plan_and_show(
+    job: &Job,
+    format: Format,
+    printer: &Printer,
+    probe: bool,
+) -> anyhow::Result<ExitStatus> {
     let plan = plan::prepare(job, ListFrom::Source, &printer.log())?;
     for w in plan.list.warnings.iter().chain(&plan.config_warnings) {
         printer.warning(w);
+    }
+    if probe {
+        super::probe::added_domains(&plan, job, printer)?;
     }
     show(&plan, format)?;
     Ok(status(&plan))

@@ -120,6 +120,7 @@ fn exit_status(r: &mut String, sub: Option<&str>) {
         Some("sync") => &[0, 1, 2, 3],
         Some("check") => &[0, 1, 2, 4],
         Some("verify") => &[0, 1, 2],
+        Some("probe") => &[0, 1, 2],
         Some(_) => &[0, 1],
     };
     section(r, "EXIT STATUS");
@@ -189,7 +190,7 @@ fn environment(r: &mut String, sub: Option<&str>) {
     ];
     if matches!(
         sub,
-        None | Some("fetch" | "render" | "diff" | "sync" | "check" | "verify")
+        None | Some("fetch" | "render" | "diff" | "sync" | "check" | "verify" | "probe")
     ) {
         vars.push(("BITS_TLS_SOURCE", "The Bits page or CSV, as --source."));
         vars.push((
@@ -197,7 +198,10 @@ fn environment(r: &mut String, sub: Option<&str>) {
             "The proxy for downloads (and hosts that bypass it); behind a TLS-inspecting proxy also pass its CA with --ca-file.",
         ));
     }
-    if matches!(sub, None | Some("diff" | "sync" | "check" | "verify")) {
+    if matches!(
+        sub,
+        None | Some("diff" | "sync" | "check" | "verify" | "probe")
+    ) {
         vars.push(("BITS_TLS_STATE", "The state file, as --state."));
     }
     if matches!(sub, None | Some("notify")) {
@@ -251,6 +255,12 @@ fn examples(r: &mut String, sub: Option<&str>) {
             ("bits-tls verify postfix --log /var/log/mail.log --queue", "Also check the log for deliveries to listed domains without verified TLS, and list listed-domain mail waiting in the queue."),
             ("bits-tls verify exim --format markdown > verify.md", "The same for Exim, as Markdown for the change ticket."),
         ],
+        Some("probe") => &[
+            ("bits-tls --config /etc/bits-tls/bits-tls.toml probe", "Every domain of the effective list: verdict per domain, reasons per MX and address; exit 2 if one is not deliverable."),
+            ("bits-tls probe example.no --helo mail.example.no", "One domain, greeting with this server's name."),
+            ("bits-tls probe --format markdown > broken.md", "The message to tls@bits.no about participants forced TLS cannot reach."),
+            ("bits-tls probe --suggest-overrides >> /etc/bits-tls/bits-tls.toml", "Add [[override]] entries: dane-only where DANE is safe, secure with match= from MTA-STS (review them first)."),
+        ],
         Some("init") => &[("bits-tls init /etc/bits-tls/bits-tls.toml", "Write a commented configuration.")],
         Some("completions") => &[
             ("bits-tls completions bash > /usr/share/bash-completion/completions/bits-tls", "Bash completion."),
@@ -281,6 +291,7 @@ fn see_also(r: &mut String, sub: Option<&str>) {
     let text = match sub {
         None => "postfix(1), postmap(1), exim4(8), systemd.timer(5), and https://bits.no/tls"
             .to_string(),
+        Some("probe") => "bits-tls(1), posttls-finger(1), RFC 7672 (DANE for SMTP), RFC 8461 (MTA-STS), RFC 8460 (TLS-RPT)".to_string(),
         Some(_) => "bits-tls(1)".to_string(),
     };
     r.push_str(&format!("{}\n", esc(&text)));

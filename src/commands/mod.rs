@@ -7,6 +7,7 @@ pub mod fetch;
 pub mod init;
 pub mod man;
 pub mod notify;
+pub mod probe;
 pub mod render;
 pub mod sync;
 pub mod verify;
@@ -37,6 +38,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Sync(args) => sync::run(&args, config, &printer),
         Command::Check(args) => check::run(&args, config, &printer),
         Command::Verify(args) => verify::run(&args, config, &printer),
+        Command::Probe(args) => probe::run(&args, config, &printer),
         Command::Init(args) => init::run(&args, config, &printer),
         Command::Completions { shell } => completions::run(shell),
         Command::Man(args) => man::run(&args, &printer),

@@ -36,7 +36,7 @@ fn sync(
     let job = settings::job(cfg, &args.job, chrono::Local::now().date_naive())?;
     settings::require_outputs(&job, cfg, "sync", "write")?;
     if args.dry_run {
-        return super::diff::plan_and_show(&job, args.format, printer);
+        return super::diff::plan_and_show(&job, args.format, printer, args.probe);
     }
     if let Some(program) = plan::missing_programs(&job).first() {
         anyhow::bail!(
@@ -65,6 +65,9 @@ fn sync(
             .for_each(|w| printer.info(&format!("warning: {}", w.message)));
     }
     plan.config_warnings.iter().for_each(|w| printer.warning(w));
+    if args.probe {
+        super::probe::added_domains(&plan, &job, printer)?;
+    }
     if let Some(reason) = &plan.guard {
         if !args.force {
             // Short, for the cron mail that repeats it on every run until someone acts; `diff` has the

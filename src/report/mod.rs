@@ -1,5 +1,5 @@
 //! Everything shown on stdout: one file per command's report (`list` for `fetch`, `plan` for `diff` and
-//! `sync --dry-run`, `check`, `sync`, `verify`), each with its formats side by side — text for people, JSON for
+//! `sync --dry-run`, `check`, `sync`, `verify`, `probe`), each with its formats side by side — text for people, JSON for
 //! scripts (every document carries `version`), Markdown for a change ticket or merge request — and the
 //! wording they share here, so one fact is said one way everywhere. Text from the list is escaped for
 //! each medium.
@@ -7,6 +7,7 @@
 pub mod check;
 pub mod list;
 pub mod plan;
+pub mod probe;
 pub mod sync;
 pub mod verify;
 

@@ -8,9 +8,13 @@ Modes:
   oldtls  offers STARTTLS, but only TLS 1.1 with RSA key exchange (AES128-SHA): a client without a
           TLS 1.2 floor (Postfix 3.7 with OpenSSL 3 included) delivers to it over TLS 1.1
   plain   offers no STARTTLS
+  cbc12   offers STARTTLS, but only TLS 1.2 with CBC suites (compliant; rustls cannot talk to it)
+  greylist  answers the connection with 421 (temporarily refused) and closes it
+CERT may hold the chain after the server's certificate (or leave out the intermediate, on purpose).
 Every server offers SMTPUTF8. Messages are recorded with their text, so a delay notice can be read, and
 each message event also carries the client's HELO/EHLO name, the envelope sender and the DKIM-Signature
-header (unfolded; null when absent). It prints "ready" once it listens, and runs until killed.
+header (unfolded; null when absent). It prints "ready" once it listens, and runs until killed. With --many FILE, one process runs every
+server the file lists (each on its own address).
 """
 import argparse
 import json
@@ -25,41 +29,76 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--address", required=True)
+    ap.add_argument("--address")
     ap.add_argument("--port", type=int, default=25)
-    ap.add_argument("--name", required=True)
-    ap.add_argument("--mode", choices=["tls", "oldtls", "plain"], required=True)
+    ap.add_argument("--name")
+    ap.add_argument("--mode", choices=["tls", "oldtls", "plain", "cbc12", "greylist"])
     ap.add_argument("--cert")
     ap.add_argument("--key")
     ap.add_argument("--log", required=True)
+    # Many servers in one process (the probe test's world): a JSON list of objects with the keys
+    # address, name, mode and optionally port, cert, key.
+    ap.add_argument("--many")
     args = ap.parse_args()
+    lock = threading.Lock()
+    if args.many:
+        with open(args.many) as f:
+            servers = json.load(f)
+    else:
+        if not (args.address and args.name and args.mode):
+            ap.error("--address, --name and --mode are required without --many")
+        servers = [{"address": args.address, "port": args.port, "name": args.name,
+                    "mode": args.mode, "cert": args.cert, "key": args.key}]
+    listeners = [listen(s, args.log, lock) for s in servers]
+    print("ready", flush=True)
+    threads = [threading.Thread(target=serve, args=l, daemon=True) for l in listeners]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
+
+def listen(server, log, lock):
+    """Binds one server's socket and returns what serve() needs."""
+    mode, name = server["mode"], server["name"]
     context = None
-    if args.mode != "plain":
+    if mode not in ("plain", "greylist"):
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        if args.mode == "oldtls":
+        if mode == "oldtls":
             context.set_ciphers("AES128-SHA:@SECLEVEL=0")
             context.minimum_version = ssl.TLSVersion.TLSv1_1
             context.maximum_version = ssl.TLSVersion.TLSv1_1
+        elif mode == "cbc12":
+            context.set_ciphers("ECDHE-ECDSA-AES128-SHA256:ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA256")
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.maximum_version = ssl.TLSVersion.TLSv1_2
         else:
             context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(args.cert, args.key)
-
-    lock = threading.Lock()
+        context.load_cert_chain(server["cert"], server["key"])
 
     def record(event):
-        event["server"] = args.name
-        with lock, open(args.log, "a") as f:
+        event["server"] = name
+        with lock, open(log, "a") as f:
             f.write(json.dumps(event) + "\n")
 
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((args.address, args.port))
-    listener.listen(16)
-    print("ready", flush=True)
+    listener.bind((server["address"], server.get("port") or 25))
+    listener.listen(64)
+    return listener, context, mode, name, record
+
+
+def serve(listener, context, mode, name, record):
     while True:
         conn, _ = listener.accept()
-        threading.Thread(target=session, args=(conn, context, args.name, record), daemon=True).start()
+        if mode == "greylist":
+            record({"event": "connect"})
+            try:
+                conn.sendall(b"421 4.7.0 mx." + name.encode() + b".test try again later\r\n")
+            finally:
+                conn.close()
+            continue
+        threading.Thread(target=session, args=(conn, context, name, record), daemon=True).start()
 
 
 def session(conn, context, name, record):
@@ -73,6 +112,7 @@ def session(conn, context, name, record):
     def send(line):
         stream.sendall((line + "\r\n").encode())
 
+    record({"event": "connect"})
     try:
         send(f"220 mx.{name}.test ESMTP delivery-test receiver")
         while True:

@@ -6,6 +6,7 @@ pub mod exim;
 pub mod grammar;
 pub mod mta;
 pub mod pki;
+pub mod probe_world;
 pub mod world;
 
 use std::collections::HashMap;
