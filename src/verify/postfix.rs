@@ -1216,9 +1216,20 @@ fn sample(keys: &[&String]) -> String {
     s
 }
 
+/// Whether two paths name the same file (symbolic links resolved); asked once per pair, as every
+/// domain's policy lookup asks it again.
 fn same_path(a: &str, b: &Path) -> bool {
+    thread_local! {
+        static SEEN: std::cell::RefCell<HashMap<(String, PathBuf), bool>> = Default::default();
+    }
+    let key = (a.to_string(), b.to_path_buf());
+    if let Some(v) = SEEN.with(|s| s.borrow().get(&key).copied()) {
+        return v;
+    }
     let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    canon(Path::new(a)) == canon(b)
+    let v = canon(Path::new(a)) == canon(b);
+    SEEN.with(|s| s.borrow_mut().insert(key, v));
+    v
 }
 
 /// Is the running Postfix using what is on disk? Processes started before a configuration file or a
