@@ -469,6 +469,13 @@ fn sender_dependent_routes_cannot_be_decided() {
         "cannot be decided from the configuration: sender_dependent_relayhost_maps = hash:{sd} may send it elsewhere"
     )));
     r.says(&["15 undecided"]);
+    // A transport_maps entry of its own routes the domain whatever the sender.
+    let transport = write(work.dir.path(), "transport", "bits.no smtp:\n");
+    postmap(&pf, &format!("hash:{transport}"));
+    main_cf(&pf, &format!("transport_maps = hash:{transport}\n"));
+    let r = verify_postfix(&work, pf.path(), &[]).expect(2);
+    assert!(r.domain("bits.no").starts_with("  ok "), "{}", r.stdout);
+    r.says(&["14 undecided"]);
 }
 
 #[test]

@@ -614,20 +614,23 @@ fn resolve(inst: &Instance, look: &mut Lookups, domain: &str) -> Route {
     for (key, partial) in keys {
         match look.first(&maps, &key, partial) {
             Ok(Some((map, value))) => {
-                let before = r.transport.clone();
                 update_entry(&value, domain, &mut r);
                 let shown = if value.is_empty() { ":" } else { &value };
                 r.how
                     .push(format!("transport_maps {map}: `{key}` → `{shown}`"));
-                if before != r.transport || value.contains(':') && !value.starts_with(':') {
-                    // A transport of its own resets the next hop: the sender no longer matters.
-                    if !value.starts_with(':') {
-                        r.sender_dependent = None;
-                    }
-                }
-                // A transport of its own (or an explicit next hop) leaves the local class.
-                if !value.starts_with(':') || value.len() > 1 {
+                let (channel, hop) = value.split_once(':').unwrap_or((&value, ""));
+                if !channel.is_empty() {
+                    // A transport of its own: not delivered locally, and the next hop is the entry's
+                    // or the domain, whatever the sender.
                     r.local = None;
+                    r.sender_dependent = None;
+                } else if !hop.is_empty()
+                    && r.sender_dependent
+                        .as_deref()
+                        .is_some_and(|s| s.starts_with("sender_dependent_relayhost_maps"))
+                {
+                    // An explicit next hop replaces a sender's relayhost.
+                    r.sender_dependent = None;
                 }
                 return r;
             }
