@@ -994,6 +994,17 @@ fn exim_router_after_dnslookup_is_a_gap() {
     ] {
         assert!(line.contains(words), "missing `{words}` in {line}");
     }
+    // A smarthost router first (a satellite set-up) takes the listed domains the same way.
+    let conf = exim_config(&work, true, &same);
+    let text = std::fs::read_to_string(&conf).unwrap().replace(
+        "begin routers\n",
+        "begin routers\nsmarthost:\n  driver = manualroute\n  domains = ! +local_domains\n  transport = remote_smtp\n  route_list = * smarthost.bank.invalid\n  no_more\n",
+    );
+    std::fs::write(&conf, text).unwrap();
+    let r = verify_exim(&work, &conf, &[]).expect(2);
+    assert!(r.domain("fno.no").contains(
+        "routed by `smarthost` to transport `remote_smtp`, which does not force verified TLS 1.2+"
+    ) && r.domain("fno.no").contains("router_list has `smarthost` before `dnslookup_forced_tls`"), "{}", r.stdout);
 }
 
 #[test]
