@@ -472,6 +472,13 @@ fn sender_dependent_routes_cannot_be_decided() {
         "cannot be decided from the configuration: sender_dependent_relayhost_maps = hash:{sd} may send it elsewhere"
     )));
     r.says(&["15 undecided"]);
+    // A transport_maps entry of its own routes the domain whatever the sender.
+    let transport = write(work.dir.path(), "transport", "bits.no smtp:\n");
+    postmap(&pf, &format!("hash:{transport}"));
+    main_cf(&pf, &format!("transport_maps = hash:{transport}\n"));
+    let r = verify_postfix(&work, pf.path(), &[]).expect(2);
+    assert!(r.domain("bits.no").starts_with("  ok "), "{}", r.stdout);
+    r.says(&["14 undecided"]);
 }
 
 #[test]
@@ -974,6 +981,17 @@ fn exim_router_after_dnslookup_is_a_gap() {
     ] {
         assert!(line.contains(words), "missing `{words}` in {line}");
     }
+    // A smarthost router first (a satellite set-up) takes the listed domains the same way.
+    let conf = exim_config(&work, true, &same);
+    let text = std::fs::read_to_string(&conf).unwrap().replace(
+        "begin routers\n",
+        "begin routers\nsmarthost:\n  driver = manualroute\n  domains = ! +local_domains\n  transport = remote_smtp\n  route_list = * smarthost.bank.invalid\n  no_more\n",
+    );
+    std::fs::write(&conf, text).unwrap();
+    let r = verify_exim(&work, &conf, &[]).expect(2);
+    assert!(r.domain("fno.no").contains(
+        "routed by `smarthost` to transport `remote_smtp`, which does not force verified TLS 1.2+"
+    ) && r.domain("fno.no").contains("router_list has `smarthost` before `dnslookup_forced_tls`"), "{}", r.stdout);
 }
 
 #[test]

@@ -27,7 +27,7 @@ pub fn run(
     };
     let plan = plan::prepare(&job, from, &printer.log())?;
     plan.config_warnings.iter().for_each(|w| printer.warning(w));
-    let expected = Expected::from_plan(&job, &plan)?;
+    let expected = Expected::from_plan(&job, &plan, args.mta)?;
     let setup = Setup {
         postfix_config_dir: args.postfix_config_dir.clone(),
         postfix_command_dir: args.postfix_command_dir.clone(),

@@ -293,8 +293,12 @@ impl VerifyError {
 
 impl Expected {
     /// What the state (or the fetched list) renders for this configuration: the effective list and
-    /// the tables as `sync` would write them.
-    pub fn from_plan(job: &crate::plan::Job, plan: &crate::plan::Plan) -> anyhow::Result<Expected> {
+    /// the tables as `sync` would write them (only `mta`'s are rendered; the others stay empty).
+    pub fn from_plan(
+        job: &crate::plan::Job,
+        plan: &crate::plan::Plan,
+        mta: Mta,
+    ) -> anyhow::Result<Expected> {
         use crate::render::{BuiltIn, RenderInput, Renderer, Target};
         let renderer = Renderer::new(job.templates_dir.as_deref())?;
         let ctx = Renderer::context(
@@ -312,6 +316,13 @@ impl Expected {
                 .map(|o| o.path.clone())
         };
         let render = |t: BuiltIn| -> anyhow::Result<BTreeMap<String, String>> {
+            let wanted = match t {
+                BuiltIn::EximDomains => mta == Mta::Exim,
+                _ => mta == Mta::Postfix,
+            };
+            if !wanted {
+                return Ok(BTreeMap::new());
+            }
             let text = renderer.render_with(&Target::BuiltIn(t), &ctx, &job.render)?;
             Ok(Table::parse_entries(&text))
         };

@@ -614,20 +614,23 @@ fn resolve(inst: &Instance, look: &mut Lookups, domain: &str) -> Route {
     for (key, partial) in keys {
         match look.first(&maps, &key, partial) {
             Ok(Some((map, value))) => {
-                let before = r.transport.clone();
                 update_entry(&value, domain, &mut r);
                 let shown = if value.is_empty() { ":" } else { &value };
                 r.how
                     .push(format!("transport_maps {map}: `{key}` → `{shown}`"));
-                if before != r.transport || value.contains(':') && !value.starts_with(':') {
-                    // A transport of its own resets the next hop: the sender no longer matters.
-                    if !value.starts_with(':') {
-                        r.sender_dependent = None;
-                    }
-                }
-                // A transport of its own (or an explicit next hop) leaves the local class.
-                if !value.starts_with(':') || value.len() > 1 {
+                let (channel, hop) = value.split_once(':').unwrap_or((&value, ""));
+                if !channel.is_empty() {
+                    // A transport of its own: not delivered locally, and the next hop is the entry's
+                    // or the domain, whatever the sender.
                     r.local = None;
+                    r.sender_dependent = None;
+                } else if !hop.is_empty()
+                    && r.sender_dependent
+                        .as_deref()
+                        .is_some_and(|s| s.starts_with("sender_dependent_relayhost_maps"))
+                {
+                    // An explicit next hop replaces a sender's relayhost.
+                    r.sender_dependent = None;
                 }
                 return r;
             }
@@ -1216,9 +1219,20 @@ fn sample(keys: &[&String]) -> String {
     s
 }
 
+/// Whether two paths name the same file (symbolic links resolved); asked once per pair, as every
+/// domain's policy lookup asks it again.
 fn same_path(a: &str, b: &Path) -> bool {
+    thread_local! {
+        static SEEN: std::cell::RefCell<HashMap<(String, PathBuf), bool>> = Default::default();
+    }
+    let key = (a.to_string(), b.to_path_buf());
+    if let Some(v) = SEEN.with(|s| s.borrow().get(&key).copied()) {
+        return v;
+    }
     let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    canon(Path::new(a)) == canon(b)
+    let v = canon(Path::new(a)) == canon(b);
+    SEEN.with(|s| s.borrow_mut().insert(key, v));
+    v
 }
 
 /// Is the running Postfix using what is on disk? Processes started before a configuration file or a
