@@ -180,6 +180,7 @@ impl ConfigError {
             ConfigError::Parse { source, .. } => Some(
                 did_you_mean(source.message())
                     .map(|k| format!("did you mean `{k}`?"))
+                    .or_else(|| type_hint(source.message()))
                     .unwrap_or_else(|| EXAMPLE_HINT.into()),
             ),
             ConfigError::Invalid { .. } => Some(EXAMPLE_HINT.into()),
@@ -209,6 +210,22 @@ fn did_you_mean(message: &str) -> Option<String> {
         .filter(|(d, k)| *d <= 2.max(k.len() / 4))
         .min()
         .map(|(_, k)| k.to_string())
+}
+
+/// serde's "invalid type: string \"30\", expected u64" in the words of the file.
+fn type_hint(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("invalid type: ")?;
+    let (found, expected) = rest.split_once(", expected ")?;
+    let want = match expected.trim() {
+        e if e.starts_with('u') || e.starts_with('i') => {
+            "a whole number without quotes, e.g. `timeout = 30`"
+        }
+        "a boolean" => "`true` or `false` without quotes",
+        e if e.contains("sequence") => "a list in brackets, e.g. `[\"a\", \"b\"]`",
+        e if e.contains("string") => "text in quotes, e.g. `\"verify\"`",
+        _ => return None,
+    };
+    Some(format!("this setting takes {want}; the file has {found}"))
 }
 
 /// Levenshtein distance, for typos in short keys.

@@ -81,11 +81,11 @@ impl Printer {
         );
     }
 
-    /// A closure for library code that reports progress: shown with `-v`, except that a retry is a
-    /// note at the normal level too, so a slow or failing server never means minutes of silence.
+    /// A closure for library code that reports progress: shown with `-v`, except that a retry or a
+    /// long wait is a note at the normal level too, so a slow or failing server never means minutes of silence.
     pub fn log(&self) -> impl Fn(String) + '_ {
         move |m: String| {
-            if m.starts_with("retrying ") {
+            if m.starts_with("retrying ") || m.starts_with("still waiting ") {
                 self.note(&m)
             } else {
                 self.info(&m)
@@ -109,6 +109,8 @@ pub fn print_error(err: &anyhow::Error) {
         }
     }
     if let Some(hint) = crate::errors::hint(err) {
-        let _ = writeln!(out, "{HINT}hint{HINT:#}: {}", sanitize::for_terminal(&hint));
+        // A hint may quote a program's output over several lines; each is escaped on its own.
+        let shown: Vec<String> = hint.lines().map(sanitize::for_terminal).collect();
+        let _ = writeln!(out, "{HINT}hint{HINT:#}: {}", shown.join("\n"));
     }
 }

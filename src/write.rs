@@ -55,10 +55,14 @@ impl WriteError {
                 "wait for the other run to finish, or raise safety.lock_timeout".into()
             }
             WriteError::Hook { output, .. } if !output.trim().is_empty() => {
-                format!(
-                    "the hook said: {}",
-                    crate::sanitize::excerpt(&crate::sanitize::one_line(output), 2000)
-                )
+                // Its last lines, as lines: a postmap or reload error is read line by line.
+                let lines: Vec<&str> = output.trim_end().lines().collect();
+                let tail = &lines[lines.len().saturating_sub(20)..];
+                let shown: Vec<String> = tail
+                    .iter()
+                    .map(|l| format!("  | {}", crate::sanitize::excerpt(l, 300)))
+                    .collect();
+                format!("the hook said (last lines):\n{}", shown.join("\n"))
             }
             WriteError::Hook { .. } => "run the hook by hand to see why it fails".into(),
             WriteError::Interrupted { .. } => return None,

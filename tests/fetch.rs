@@ -648,3 +648,24 @@ fn retries_are_said_without_verbose() {
         .success()
         .stderr(predicate::str::contains("note: retrying"));
 }
+
+/// A slow server is said at the normal level while it is waited for.
+#[test]
+fn a_slow_answer_is_said_while_waited_for() {
+    let server = Server::start(vec![(
+        "/liste.csv",
+        vec![Reply::csv(list_csv()).delay(Duration::from_millis(5600))],
+    )]);
+    bits()
+        .args([
+            "fetch",
+            "--allow-http",
+            "--timeout",
+            "20",
+            "--source",
+            &server.url("/liste.csv"),
+        ])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("note: still waiting for"));
+}

@@ -414,3 +414,35 @@ fn diffs_are_coloured_only_when_colour_is_on() {
     );
     assert!(!run(&["--color", "always", "-f", "json"]).contains('\u{1b}'));
 }
+
+#[test]
+fn a_wrong_type_and_a_failing_hook_are_said_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bits-tls.toml"), "timeout = \"30\"\n").unwrap();
+    bits()
+        .current_dir(dir.path())
+        .arg("diff")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "hint: this setting takes a whole number without quotes",
+        ));
+    std::fs::write(
+        dir.path().join("bits-tls.toml"),
+        format!(
+            "source = \"{}\"\n[[output]]\ntarget = \"postfix-policy\"\npath = \"policy\"\n\
+             hook = [\"sh\", \"-c\", \"echo first problem; echo second problem >&2; exit 3\"]\n",
+            example_csv().display()
+        ),
+    )
+    .unwrap();
+    bits()
+        .current_dir(dir.path())
+        .arg("sync")
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains("  | first problem\n")
+                .and(predicate::str::contains("  | second problem\n")),
+        );
+}

@@ -320,7 +320,24 @@ impl HttpClient {
                     let _ = tx.send(got);
                 });
             }
-            let sent = match rx.recv_timeout(budget) {
+            // A note every 5 s while nothing has arrived, so a slow server is never minutes of silence.
+            let started = Instant::now();
+            let received = loop {
+                let left = budget.saturating_sub(started.elapsed());
+                match rx.recv_timeout(left.min(Duration::from_secs(5))) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+                        if started.elapsed() < budget =>
+                    {
+                        log(format!(
+                            "still waiting for {shown} ({} s of {} s)",
+                            started.elapsed().as_secs(),
+                            budget.as_secs()
+                        ));
+                    }
+                    other => break other,
+                }
+            };
+            let sent = match received {
                 Ok(Attempt::Read(status, body)) => {
                     log(format!("{shown} answered {status}"));
                     match body {
