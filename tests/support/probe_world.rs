@@ -8,7 +8,7 @@
 use super::mta::{postfix_root, text, tools_dir};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -22,15 +22,7 @@ pub const AUTHORITY: &str = "127.0.0.54";
 pub const POLICY: &str = "127.0.0.60";
 pub const POLICY_BADCERT: &str = "127.0.0.61";
 
-/// A process killed when dropped.
-pub struct Proc(pub Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+pub use super::world::{run_ok, Proc};
 
 /// A network namespace with its own resolv.conf (`trust-ad`, so the C library passes the AD bit on to
 /// Postfix); deleted with everything in it when dropped.
@@ -77,19 +69,6 @@ impl Drop for Netns {
             .status();
         let _ = std::fs::remove_dir_all(self.etc());
     }
-}
-
-pub fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("could not run {cmd:?}: {e}; {SETUP}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
 }
 
 /// The test CA: a root (what the probe and Postfix trust), an intermediate that issues the servers'
