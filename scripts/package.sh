@@ -87,7 +87,8 @@ stage() { # dir unitdir zshdir
     packaging/systemd/bits-tls-notify@.service "$d/$unitdir/"
   install -dm755 "$d/usr/share/doc/bits-tls/examples"
   install -m644 examples/deploy/bits-tls.cron examples/deploy/ansible-task.yml \
-    examples/deploy/gitlab-ci.yml examples/deploy/github-workflow.yml "$d/usr/share/doc/bits-tls/examples/"
+    examples/deploy/gitlab-ci.yml examples/deploy/github-workflow.yml \
+    examples/deploy/bits-tls-verify.conf "$d/usr/share/doc/bits-tls/examples/"
 }
 
 # 3a. .deb (dpkg-deb from the tree; lintian checks it in CI).

@@ -28,13 +28,14 @@ apt_update_once() {
 # Libraries the unpacked binaries link against, and build tools for -sys crates.
 # iproute2 and dnsmasq-base build the delivery test's private network (tests/delivery.rs), whose receiving
 # servers are a Python script; procps gives `kill`, which stops the test Postfix instances; openssl makes
-# the RSA key of the TLS 1.1 receiver. fish and zsh run the completion scripts (tests/completions.rs).
+# the RSA key of the TLS 1.1 receiver. fish and zsh run the completion scripts (tests/completions.rs);
+# acl gives setfacl/getfacl (tests/transaction.rs: a replaced file keeps its ACL).
 # The probe (tests/probe.rs): libssl-dev and pkg-config build the `openssl` crate against the system
 # libssl (the library the MTAs use); ldnsutils signs the test zones; the libraries after it are what the
 # unpacked nsd (authoritative) and unbound (validating resolver) link against.
 packages=(build-essential ca-certificates libdb5.3 libicu72 libnsl2 libsasl2-2 libssl3
           libgnutls30 libgnutls-dane0 libidn12 libidn2-0 libpcre2-8-0 libcrypt1
-          iproute2 dnsmasq-base procps openssl fish zsh
+          iproute2 dnsmasq-base procps openssl fish zsh acl
           libssl-dev pkg-config ldnsutils libevent-2.1-7 libfstrm0 libprotobuf-c1 libnghttp2-14
           libpython3.11 libsystemd0)
 command -v python3 >/dev/null 2>&1 || packages+=(python3)
@@ -68,6 +69,11 @@ unpack() { # package, directory, a file that shows it is unpacked
 }
 unpack postfix "$tools/postfix" usr/sbin/postmap
 unpack exim4-daemon-light "$tools/exim" usr/sbin/exim4
+# Debian's Exim configuration (split conf.d and exim4.conf.template) and update-exim4.conf, which the
+# Exim tests assemble around bits-tls's pieces (tests/exim_debian.rs, tests/exim_delivery.rs).
+unpack exim4-config "$tools/exim4-config" usr/sbin/update-exim4.conf
+# An OpenSSL-linked Exim, built once from Debian's exim4 source package (cached in $tools).
+BITS_TLS_TEST_TOOLS="$tools" bash "$root/scripts/build-exim-openssl.sh"
 # Unpacked, not installed: their packages would start system services.
 unpack nsd "$tools/nsd" usr/sbin/nsd
 unpack unbound "$tools/unbound" usr/sbin/unbound

@@ -3,7 +3,9 @@
 
 use crate::domain::{Domain, DomainRules};
 use crate::list::columns::ColumnOverride;
-use crate::render::options::{EximTls, PostfixLevel, PostfixProtocols, TableType, TlsValidation};
+use crate::render::options::{
+    ExchangeTopology, EximTls, PostfixLevel, PostfixProtocols, TableType, TlsValidation,
+};
 use crate::render::BuiltIn;
 use crate::report;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
@@ -15,12 +17,7 @@ use std::path::PathBuf;
 /// each other mail only over verified TLS. bits-tls fetches that list, validates every domain, and turns
 /// it into Postfix, Exim and Exchange configuration.
 #[derive(Debug, Parser)]
-#[command(
-    name = "bits-tls",
-    version,
-    propagate_version = true,
-    disable_help_subcommand = true
-)]
+#[command(name = "bits-tls", version, propagate_version = true)]
 #[command(after_long_help = crate::exit::HELP)]
 pub struct Cli {
     #[command(flatten)]
@@ -38,7 +35,13 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
     /// Configuration file [default: ./bits-tls.toml if present]
-    #[arg(long, global = true, env = "BITS_TLS_CONFIG", value_name = "PATH")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "BITS_TLS_CONFIG",
+        value_name = "PATH"
+    )]
     pub config: Option<PathBuf>,
     /// When to colour diagnostics; NO_COLOR is honoured with `auto`
     #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto, value_name = "WHEN")]
@@ -79,6 +82,14 @@ pub enum Command {
     /// Exit 0: all match and the state is fresh; 2: a file differs (the diff is shown); 4: the state's
     /// last successful check is older than --max-age days.
     Check(Box<CheckArgs>),
+    /// Read-only: does the live mail server force verified TLS 1.2+ for every listed domain?
+    ///
+    /// Asks Postfix (postconf, postmap, master.cf) or Exim (-bV, -bP, -bt) how mail to each domain on
+    /// the list leaves (the state's list, as check uses it, or a fresh one with --source), and says why
+    /// where it is not forced. Changes nothing. Run it as root or the MTA's user after every server
+    /// change. Exit 0: every listed domain is enforced; 2: at least one gap (or a violation in --log);
+    /// 1: the check itself failed.
+    Verify(Box<VerifyArgs>),
     /// Probe each listed domain's MX: verified TLS, DANE, MTA-STS, TLS-RPT
     ///
     /// Can every listed destination receive verified TLS, and what stronger policy does it allow? For
@@ -128,7 +139,7 @@ pub struct FetchArgs {
     #[command(flatten)]
     pub source: SourceArgs,
     /// Output format
-    #[arg(long, value_enum, default_value_t = report::list::Format::Text)]
+    #[arg(short, long, value_enum, default_value_t = report::list::Format::Text)]
     pub format: report::list::Format,
     /// Print an empty list instead of failing (exit 1) on one
     #[arg(long)]
@@ -140,7 +151,7 @@ pub struct FetchArgs {
 #[command(next_help_heading = "Source options")]
 pub struct SourceArgs {
     /// The Bits page or the CSV, as an https:// URL or a file
-    #[arg(long, env = "BITS_TLS_SOURCE", value_name = "URL|PATH")]
+    #[arg(short, long, env = "BITS_TLS_SOURCE", value_name = "URL|PATH")]
     pub source: Option<String>,
     /// Allow plain http:// for the page, the CSV link and redirects
     #[arg(long, overrides_with = "no_allow_http")]
@@ -155,7 +166,7 @@ pub struct SourceArgs {
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: Option<u64>,
     /// Refuse a download larger than this many bytes
-    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "SIZE", value_parser = crate::source::http::parse_size)]
     pub max_size: Option<u64>,
     /// Say which column holds what, when the headers are not recognised: FIELD=COLUMN,… where COLUMN is a
     /// number (from 1) or the header's text; fields: organization, org_number, domain, enrolled,
@@ -177,11 +188,15 @@ pub struct RenderArgs {
     pub templates: Option<PathBuf>,
     /// Write to FILE atomically (temporary file, fsync, rename, mode kept) instead of stdout; `sync` is
     /// the way to keep a server's files in step
-    #[arg(long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Render an empty list instead of failing (exit 1) on one
     #[arg(long)]
     pub allow_empty: bool,
+    /// Your own domain, left out of the output like `own_domains` in the configuration (repeatable): the
+    /// 5.2.4 rules must never refuse your own servers' mail
+    #[arg(long = "own-domain", value_name = "DOMAIN", value_parser = parse_domain)]
+    pub own_domains: Vec<Domain>,
     #[command(flatten)]
     pub source: SourceArgs,
     #[command(flatten)]
@@ -253,6 +268,23 @@ pub struct RenderOptionArgs {
     /// Exchange Server connector MaxMessageSize, e.g. 35MB
     #[arg(long, id = "exchange.max_message_size", value_name = "SIZE")]
     pub exchange_max_message_size: Option<String>,
+    /// Exchange Server name the connector greets with (EHLO); unset, the script copies the Internet
+    /// send connector's Fqdn
+    #[arg(long, id = "exchange.fqdn", value_name = "FQDN", value_parser = parse_domain)]
+    pub exchange_fqdn: Option<Domain>,
+    /// Exchange Server: stop when mail leaves through a smart host or Edge (detect), or not (direct)
+    #[arg(long, id = "exchange.topology", value_enum, value_name = "TOPOLOGY")]
+    pub exchange_topology: Option<ExchangeTopology>,
+    /// Exchange Server: a second connector with DomainValidation for domains hosted at Microsoft 365
+    #[arg(
+        long,
+        id = "exchange.microsoft365_split",
+        overrides_with = "no_exchange_microsoft365_split"
+    )]
+    pub exchange_microsoft365_split: bool,
+    /// No Microsoft 365 connector, whatever the configuration says
+    #[arg(long, overrides_with = "exchange.microsoft365_split")]
+    pub no_exchange_microsoft365_split: bool,
     /// Exchange Online outbound connector name
     #[arg(long, id = "exchange_online.connector_name", value_name = "NAME")]
     pub exo_connector: Option<String>,
@@ -291,6 +323,16 @@ pub struct RenderOptionArgs {
         value_name = "NAME"
     )]
     pub exo_inbound_connector: Option<String>,
+    /// Exchange Online: own connector(s) with DomainValidation for domains hosted at Microsoft 365
+    #[arg(
+        long,
+        id = "exchange_online.microsoft365_split",
+        overrides_with = "no_exo_microsoft365_split"
+    )]
+    pub exo_microsoft365_split: bool,
+    /// No Microsoft 365 connectors, whatever the configuration says
+    #[arg(long, overrides_with = "exchange_online.microsoft365_split")]
+    pub no_exo_microsoft365_split: bool,
 }
 
 fn parse_domain(s: &str) -> Result<Domain, String> {
@@ -301,7 +343,7 @@ fn parse_domain(s: &str) -> Result<Domain, String> {
 #[derive(Debug, Args, Clone, Default)]
 pub struct JobArgs {
     /// Write TARGET's output to PATH (repeatable); replaces the configuration's [[output]] entries
-    #[arg(long = "output", value_name = "TARGET=PATH", value_parser = parse_output)]
+    #[arg(short = 'o', long = "output", value_name = "TARGET=PATH", value_parser = parse_output)]
     pub outputs: Vec<(BuiltIn, PathBuf)>,
     /// State file [default: bits-tls.state.json beside the configuration]
     #[arg(long, env = "BITS_TLS_STATE", value_name = "PATH")]
@@ -319,6 +361,9 @@ fn parse_output(s: &str) -> Result<(BuiltIn, PathBuf), String> {
     let (t, p) = s.split_once('=').ok_or("expected TARGET=PATH")?;
     let target = BuiltIn::parse(t)
         .ok_or_else(|| format!("unknown target `{t}`; expected one of {}", BuiltIn::names()))?;
+    if let Some(why) = target.not_an_output() {
+        return Err(why);
+    }
     if p.is_empty() {
         return Err("the path is empty".into());
     }
@@ -328,7 +373,7 @@ fn parse_output(s: &str) -> Result<(BuiltIn, PathBuf), String> {
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     /// Output format; markdown is for a merge-request comment
-    #[arg(long, value_enum, default_value_t = report::plan::Format::Text)]
+    #[arg(short, long, value_enum, default_value_t = report::plan::Format::Text)]
     pub format: report::plan::Format,
     /// Probe each added domain and warn when forced TLS would not deliver to it (bits-tls probe)
     #[arg(long)]
@@ -340,8 +385,11 @@ pub struct DiffArgs {
 #[derive(Debug, Args)]
 pub struct SyncArgs {
     /// Show the plan and change nothing (the same as `diff`)
-    #[arg(long)]
+    #[arg(short = 'n', long)]
     pub dry_run: bool,
+    /// Format of the --dry-run plan; markdown is for a merge-request comment
+    #[arg(short, long, value_enum, requires = "dry_run", default_value_t = report::plan::Format::Text)]
+    pub format: report::plan::Format,
     /// Apply even when a safety guard trips (empty list, too many domains removed)
     #[arg(long)]
     pub force: bool,
@@ -364,8 +412,39 @@ pub struct CheckArgs {
     #[arg(long)]
     pub online: bool,
     /// Output format; markdown is for a change ticket
-    #[arg(long, value_enum, default_value_t = report::check::Format::Text)]
+    #[arg(short, long, value_enum, default_value_t = report::check::Format::Text)]
     pub format: report::check::Format,
+    #[command(flatten)]
+    pub job: JobArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The mail server to ask
+    #[arg(value_enum)]
+    pub mta: crate::verify::Mta,
+    /// Postfix configuration directory (postconf -c) [default: Postfix's own, /etc/postfix]
+    #[arg(long, value_name = "DIR")]
+    pub postfix_config_dir: Option<PathBuf>,
+    /// Where postconf is, when it is not on PATH (postmap and postqueue are taken from Postfix's
+    /// command_directory)
+    #[arg(long, value_name = "DIR")]
+    pub postfix_command_dir: Option<PathBuf>,
+    /// Exim configuration file (exim -C) [default: the one Exim was built to read]
+    #[arg(long, value_name = "FILE")]
+    pub exim_config: Option<PathBuf>,
+    /// The Exim binary, when neither exim4 nor exim is on PATH
+    #[arg(long, value_name = "PATH")]
+    pub exim: Option<PathBuf>,
+    /// Also read this mail log: every delivery to a listed domain must have used verified TLS 1.2+
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Also list mail for listed domains waiting in the queue, with its age and time to bounce
+    #[arg(long)]
+    pub queue: bool,
+    /// Output format; markdown is for a change ticket
+    #[arg(long, value_enum, default_value_t = report::verify::Format::Text)]
+    pub format: report::verify::Format,
     #[command(flatten)]
     pub job: JobArgs,
 }

@@ -21,6 +21,7 @@ pub struct Config {
     pub allow_http: Option<bool>,
     pub ca_file: Option<PathBuf>,
     pub timeout: Option<u64>,
+    #[serde(default, deserialize_with = "de_size")]
     pub max_size: Option<u64>,
     #[serde(default, deserialize_with = "de_columns")]
     pub columns: Option<ColumnOverride>,
@@ -71,6 +72,25 @@ pub struct OverrideEntry {
     pub postfix_match: Option<String>,
 }
 
+/// `max_size = 8388608` or `max_size = "8MiB"`.
+fn de_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Bytes(u64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Bytes(0) => Err(serde::de::Error::custom(
+            "max_size: must be at least 1 byte",
+        )),
+        Raw::Bytes(n) => Ok(Some(n)),
+        Raw::Text(t) => crate::source::http::parse_size(&t)
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format!("max_size: {e}"))),
+    }
+}
+
 /// `columns = "domain=3,organization=1"`, checked when the file is read.
 fn de_columns<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<ColumnOverride>, D::Error> {
     let text = String::deserialize(d)?;
@@ -86,10 +106,17 @@ pub struct Safety {
     pub max_removed_percent: u32,
     /// … when the previous list had at least this many.
     pub min_domains_for_guard: usize,
+    /// Refuse a sync that adds more than this share of the previous list's domains.
+    pub max_added_percent: u32,
+    /// Removals also count against the list as it was at the last forced sync, or up to this many
+    /// days ago, so that many small cuts cannot add up unseen.
+    pub baseline_days: u32,
     /// Backups kept of each output file (`file.bak.1` is the newest); 0 keeps none.
     pub backups: usize,
     /// Seconds a sync waits for another one to finish.
     pub lock_timeout: u64,
+    /// Seconds a hook may run before it is ended (with everything it started) and the sync rolled back.
+    pub hook_timeout: u64,
 }
 
 impl Default for Safety {
@@ -97,8 +124,11 @@ impl Default for Safety {
         Safety {
             max_removed_percent: 10,
             min_domains_for_guard: 10,
+            max_added_percent: 50,
+            baseline_days: 30,
             backups: 3,
             lock_timeout: 10,
+            hook_timeout: 60,
         }
     }
 }
@@ -286,6 +316,9 @@ impl Config {
         if self.max_size == Some(0) {
             return Err(self.invalid("max_size: must be at least 1 byte".into()));
         }
+        if self.safety.hook_timeout == 0 {
+            return Err(self.invalid("safety.hook_timeout: must be at least 1 second".into()));
+        }
         if self.safety.max_removed_percent > 100 {
             return Err(self.invalid("safety.max_removed_percent: must be from 0 to 100".into()));
         }
@@ -298,6 +331,16 @@ impl Config {
                     return Err(self.invalid(format!("{key}: `{}` needs a reason", e.domain)));
                 }
             }
+        }
+        if let Some(e) = self
+            .exclude
+            .iter()
+            .find(|e| self.extra_domains.iter().any(|x| x.domain == e.domain))
+        {
+            return Err(self.invalid(format!(
+                "`{}` is both in [[exclude]] and in [[extra_domains]]; keep one",
+                e.domain
+            )));
         }
         self.domain_overrides()?;
         self.outputs()?;
@@ -344,13 +387,26 @@ impl Config {
                     ))
                 })?,
                 (None, Some(tpl)) => Target::Template(self.resolve(tpl)),
-                _ => {
+                (Some(_), Some(_)) => {
                     return Err(self.invalid(format!(
-                        "output `{}` needs either target or template",
+                        "output `{}` has both target and template; keep one",
                         o.path.display()
                     )))
                 }
+                (None, None) => {
+                    return Err(self.invalid(format!(
+                        "output `{}` needs a target (a built-in: {}) or a template",
+                        o.path.display(),
+                        crate::render::BuiltIn::names()
+                    )))
+                }
             };
+            if let Some(why) = match &target {
+                Target::BuiltIn(b) => b.not_an_output(),
+                Target::Template(_) => None,
+            } {
+                return Err(self.invalid(format!("output `{}`: {why}", o.path.display())));
+            }
             if o.hook.as_ref().is_some_and(|h| h.is_empty()) {
                 return Err(
                     self.invalid(format!("output `{}`: the hook is empty", o.path.display()))
@@ -385,7 +441,7 @@ pub const STARTER: &str = r#"# bits-tls configuration. Every setting is optional
 # source = "https://bits.no/tls"
 # ca_file = "/etc/ssl/certs/proxy-ca.pem"   # also trust this CA (a TLS-inspecting proxy)
 # timeout = 30                              # seconds per request
-# max_size = 8388608                        # largest download, in bytes
+# max_size = 8388608                        # largest download, in bytes (or "8MiB")
 # columns = "domain=3,organization=1"       # only if the list's headers are not recognised
 
 # The list as last applied, and the audit trail (one JSON line per change).
@@ -395,7 +451,7 @@ pub const STARTER: &str = r#"# bits-tls configuration. Every setting is optional
 # Your own domains: never written to the outputs; a warning if they vanish from the list.
 own_domains = []
 
-# Local additions and exclusions need a reason; `expires` makes them stop applying (with a warning).
+# Local additions and exclusions need a reason; `expires` is the last day they apply (then a warning).
 # [[extra_domains]]
 # domain = "partner.example.no"
 # reason = "bilateral agreement, ticket 1234"
@@ -415,12 +471,17 @@ own_domains = []
 [safety]
 # max_removed_percent = 10     # refuse (exit 3) a sync that removes more than this share of the domains…
 # min_domains_for_guard = 10   # …when the previous list had at least this many
+# max_added_percent = 50       # refuse a sync that adds more than this share
+# baseline_days = 30           # removals also count against the list of up to this many days ago
 # backups = 3                  # file.bak.1 … file.bak.3 beside each output
 # lock_timeout = 10            # seconds to wait for another sync
+# hook_timeout = 60            # seconds a hook may run; then it is ended and the files put back
 
-# What to write. target: postfix-policy, postfix-senders, exim-domains, exim-config, exchange,
-# exchange-online; or template = "file.j2" for your own format. hook is an argv list run after all files
-# are in place ({path} is the output's path); a failing hook puts the previous files back.
+# What to write. target: postfix-policy, postfix-senders, exim-domains, exim-main, exim-acl,
+# exim-router, exim-transport, exchange, exchange-online, exchange-verify, exchange-online-verify; or
+# template = "file.j2" for your own format.
+# hook is an argv list run after all files are in place ({path} is the output's path); a failing hook
+# puts the previous files back.
 [[output]]
 target = "postfix-policy"
 path = "/etc/postfix/bits_tls_policy"
@@ -431,12 +492,27 @@ hook = ["/usr/sbin/postmap", "hash:{path}"]
 # path = "/etc/postfix/bits_tls_senders"
 # hook = ["/usr/sbin/postmap", "hash:{path}"]
 
+# Exim: the list and four pieces, each where it belongs (Debian's split configuration shown; the
+# header of each piece says where it goes otherwise). The domainlist reads the exim-domains path.
 # [[output]]
 # target = "exim-domains"
 # path = "/etc/exim4/bits_forced_tls_domains"
+# [[output]]
+# target = "exim-main"
+# path = "/etc/exim4/conf.d/main/00_local_bits_tls"
+# [[output]]
+# target = "exim-acl"           # the file CHECK_RCPT_LOCAL_ACL_FILE names
+# path = "/etc/exim4/local_rcpt_acl"
+# [[output]]
+# target = "exim-router"
+# path = "/etc/exim4/conf.d/router/190_local_bits_forced_tls"
+# [[output]]
+# target = "exim-transport"
+# path = "/etc/exim4/conf.d/transport/30_bits_forced_tls"
 
 # Run once after the hooks above when anything changed.
 # reload = ["/usr/sbin/postfix", "reload"]
+# reload = ["/usr/sbin/invoke-rc.d", "exim4", "reload"]   # Debian: update-exim4.conf, exim -bV, reload
 
 # Mail the postmaster through the local MTA (sendmail -t -i, no shell) when a sync changed something
 # (with the plan), was refused by a safety guard, failed, or has not succeeded for stale_after_days.
@@ -462,8 +538,8 @@ hook = ["/usr/sbin/postmap", "hash:{path}"]
 # relay = "[relay.example.no]:587"   # the relayhost listed mail leaves through: adds its policy entry
 
 # [exim]
-# tls_library = "gnutls"      # gnutls | openssl
-# domains_file = "/etc/exim4/bits_forced_tls_domains"
+# tls_library = "gnutls"      # gnutls (Debian) | openssl (Exim builds linked against OpenSSL)
+# domains_file = "/etc/exim4/bits_forced_tls_domains"   # unset: the exim-domains output's path
 # verify_certificates = "system"
 
 # [exchange]
@@ -471,6 +547,9 @@ hook = ["/usr/sbin/postmap", "hash:{path}"]
 # tls_auth_level = "CertificateValidation"   # or DomainValidation with tls_domain
 # source_transport_servers = []
 # max_message_size = "35MB"
+# fqdn = "mail.example.no"    # the name the connector greets with; unset: the Internet connector's
+# topology = "detect"         # detect: stop if mail leaves through a smart host or Edge | direct
+# microsoft365_split = false  # a DomainValidation connector for domains hosted at Microsoft 365
 
 # [exchange_online]
 # connector_name = "Bits forced TLS"
@@ -478,6 +557,7 @@ hook = ["/usr/sbin/postmap", "hash:{path}"]
 # max_domains_per_connector = 1000
 # inbound = false
 # inbound_connector_name = "Bits forced TLS inbound"
+# microsoft365_split = false  # DomainValidation connectors for domains hosted at Microsoft 365
 "#;
 
 #[cfg(test)]
@@ -543,7 +623,12 @@ mod tests {
             .contains("unknown"));
         assert!(parse("[[output]]\npath = \"x\"\n")
             .unwrap_err()
-            .contains("either target or template"));
+            .contains("needs a target (a built-in: postfix-policy,"));
+        assert!(parse(
+            "[[output]]\ntarget = \"exim-domains\"\ntemplate = \"t.j2\"\npath = \"x\"\n"
+        )
+        .unwrap_err()
+        .contains("has both target and template"));
         let two = "[[output]]\ntarget = \"exim-domains\"\npath = \"a\"\n[[output]]\ntarget = \"postfix-policy\"\npath = \"a\"\n";
         assert!(parse(two).unwrap_err().contains("two outputs write"));
     }
@@ -553,8 +638,8 @@ mod tests {
         let c = parse("[[exclude]]\ndomain = \"a.no\"\nreason = \"r\"\nexpires = 2027-06-30\n[[extra_domains]]\ndomain = \"b.no\"\nreason = \"r\"\nexpires = \"2026-01-02\"\n").unwrap();
         let d = NaiveDate::from_ymd_opt(2027, 6, 30).unwrap();
         assert_eq!(c.exclude[0].expires, Some(d));
-        assert!(c.exclude[0].active(d.pred_opt().unwrap()));
-        assert!(!c.exclude[0].active(d));
+        assert!(c.exclude[0].active(d), "it applies through its last day");
+        assert!(!c.exclude[0].active(d.succ_opt().unwrap()));
         assert_eq!(
             c.extra_domains[0].expires,
             NaiveDate::from_ymd_opt(2026, 1, 2)

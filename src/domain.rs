@@ -78,7 +78,12 @@ impl Domain {
         {
             return Err(DomainError::BadCharacter);
         }
-        let ascii = if s.is_ascii() {
+        // Plain ASCII needs no IDNA processing, unless it holds A-labels (`xn--…`): those are decoded
+        // and checked, so that an invalid one (`xn--a.no`) is refused rather than passed on.
+        let has_a_label = s
+            .split('.')
+            .any(|l| l.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("xn--")));
+        let ascii = if s.is_ascii() && !has_a_label {
             s.to_ascii_lowercase()
         } else {
             idna::domain_to_ascii_cow(s.as_bytes(), idna::AsciiDenyList::STD3)
@@ -88,11 +93,50 @@ impl Domain {
         // UTS 46 maps some characters to a dot (e.g. U+3002), so the trailing-dot rule applies again.
         let ascii = ascii.strip_suffix('.').unwrap_or(&ascii).to_string();
         check_ldh(&ascii)?;
+        if has_a_label && !a_labels_round_trip(&ascii) {
+            return Err(DomainError::Idna);
+        }
         Ok(Domain(ascii))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Why this name may be a look-alike of another, if it may: a label that mixes Latin, Cyrillic
+    /// and Greek letters (`bіts.no` with a Cyrillic `і`), or one made only of Cyrillic or Greek letters
+    /// that look Latin (`аррӏе.no`). Such a name is valid and is kept, with a warning.
+    pub fn lookalike(&self) -> Option<String> {
+        let unicode = self.unicode()?;
+        for label in unicode.split('.') {
+            let mut scripts = Vec::new();
+            for c in label.chars() {
+                if let Some(s) = script(c) {
+                    if !scripts.contains(&s) {
+                        scripts.push(s);
+                    }
+                }
+            }
+            if scripts.len() > 1 {
+                return Some(format!(
+                    "(`{}`) mixes {} letters in one label, as a look-alike of another name would",
+                    crate::sanitize::for_terminal(&unicode),
+                    scripts.join(" and ")
+                ));
+            }
+            if scripts.first().is_some_and(|s| *s != "Latin")
+                && label
+                    .chars()
+                    .all(|c| !c.is_alphabetic() || LATIN_LOOKING.contains(c))
+            {
+                return Some(format!(
+                    "(`{}`) is written only with {} letters that look like Latin ones",
+                    crate::sanitize::for_terminal(&unicode),
+                    scripts[0]
+                ));
+            }
+        }
+        None
     }
 
     /// The Unicode form of an A-label domain, for display; `None` when it has no A-labels.
@@ -118,6 +162,29 @@ impl Domain {
             && !u.chars().any(crate::sanitize::is_dangerous);
         ok.then_some(u)
     }
+}
+
+/// Cyrillic and Greek letters that are look-alikes of Latin ones.
+const LATIN_LOOKING: &str = "аеорсухіјѕԁһӏԛԝаеосрхуАВЕКМНОРСТХІЈЅαβεικνορτυχΑΒΕΗΙΚΜΝΟΡΤΥΧ";
+
+/// The script of a letter, for the scripts whose letters are confused with each other.
+fn script(c: char) -> Option<&'static str> {
+    match c {
+        'a'..='z' | 'A'..='Z' | '\u{00C0}'..='\u{024F}' | '\u{1E00}'..='\u{1EFF}' => Some("Latin"),
+        '\u{0370}'..='\u{03FF}' | '\u{1F00}'..='\u{1FFF}' => Some("Greek"),
+        '\u{0400}'..='\u{052F}' | '\u{2DE0}'..='\u{2DFF}' | '\u{A640}'..='\u{A69F}' => {
+            Some("Cyrillic")
+        }
+        _ => None,
+    }
+}
+
+/// Every A-label decodes, and encodes back to itself (no other spelling of the same name).
+fn a_labels_round_trip(ascii: &str) -> bool {
+    let (unicode, result) = idna::domain_to_unicode(ascii);
+    result.is_ok()
+        && idna::domain_to_ascii_cow(unicode.as_bytes(), idna::AsciiDenyList::STD3)
+            .is_ok_and(|back| back == ascii)
 }
 
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
@@ -294,6 +361,31 @@ mod tests {
         );
         let long = format!("{}.no", vec!["a".repeat(60); 5].join("."));
         assert_eq!(err(&long), DomainError::TooLong);
+    }
+
+    #[test]
+    fn invalid_a_labels_are_refused() {
+        assert_eq!(err("xn--a.no"), DomainError::Idna);
+        assert_eq!(err("XN--A.no"), DomainError::Idna);
+        assert_eq!(err("xn--.no"), DomainError::Idna);
+        assert_eq!(ok("XN--BCHER-KVA.NO"), "xn--bcher-kva.no");
+        assert_eq!(ok("xn--sr-bank-q1a.no"), "xn--sr-bank-q1a.no");
+    }
+
+    #[test]
+    fn mixed_script_look_alikes_are_flagged() {
+        let d = |s: &str| Domain::parse(s, DomainRules::default()).unwrap();
+        let w = d("bіts.no")
+            .lookalike()
+            .expect("Cyrillic і among Latin letters");
+        assert!(w.contains("mixes Latin and Cyrillic"), "{w}");
+        assert!(d("аррӏе.no")
+            .lookalike()
+            .unwrap()
+            .contains("only with Cyrillic"));
+        assert_eq!(d("blåbær.no").lookalike(), None);
+        assert_eq!(d("bits.no").lookalike(), None);
+        assert_eq!(d("пример.рф").lookalike(), None, "a real Cyrillic name");
     }
 
     #[test]

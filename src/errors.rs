@@ -19,6 +19,10 @@ pub fn hint(err: &anyhow::Error) -> Option<String> {
             e.hint()
         } else if let Some(e) = e.downcast_ref::<crate::write::WriteError>() {
             e.hint()
+        } else if let Some(e) = e.downcast_ref::<crate::journal::JournalError>() {
+            e.hint()
+        } else if let Some(e) = e.downcast_ref::<crate::verify::VerifyError>() {
+            e.hint()
         } else {
             None
         }

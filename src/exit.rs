@@ -7,8 +7,8 @@ use std::process::ExitCode;
 pub enum ExitStatus {
     /// 0: success, nothing to do.
     Success,
-    /// 2: changes pending (`diff`, `check`) or applied (`sync --detailed-exitcode`); `probe`: a domain
-    /// is not deliverable at its level.
+    /// 2: changes pending (`diff`, `check`), gaps found (`verify`) or applied (`sync --detailed-exitcode`);
+    /// `probe`: a domain is not deliverable at its level.
     Changes,
     /// 3: refused by a safety guard (`--force` overrides).
     Refused,
@@ -41,6 +41,6 @@ pub const HELP: &str = "\
 Exit codes:
   0  success, nothing to do
   1  error; no output file or state was changed
-  2  changes pending (diff, check), applied (sync --detailed-exitcode), or a domain not deliverable (probe)
+  2  changes pending (diff, check), gaps found (verify), not deliverable (probe), or applied (sync --detailed-exitcode)
   3  refused by a safety guard (override with --force)
   4  check: the state is older than --max-age";

@@ -11,7 +11,8 @@
 //! | list: rows → validated participants | `list/` (`columns.rs`, `fields.rs`), `domain.rs` |
 //! | plan: effective list, changes and guards, file changes | `plan/` (`effective.rs`, `changes.rs`, `files.rs`) |
 //! | render: built-in targets declared once, templates, checks | `render/target.rs`, `render/mod.rs`, one file per mail system |
-//! | write: apply the plan; atomic files, hooks, lock; state and history | `apply.rs`, `write.rs`, `state.rs` |
+//! | write: apply the plan as a transaction; atomic files, hooks, lock; state and history | `apply.rs` (`journal.rs`), `write.rs` (`hook.rs`, `signals.rs`), `state.rs` |
+//! | verify: the live MTA against the list (read-only) | `verify/` (`postfix.rs`, `exim.rs`, `evidence.rs`) |
 //!
 //! Around it: `report/` shows every command's result (text, JSON, Markdown), `cli.rs` is the command
 //! line as data, `config.rs` reads `bits-tls.toml`, `settings.rs` merges defaults < file < flags (the
@@ -24,6 +25,9 @@ pub mod config;
 pub mod domain;
 pub mod errors;
 pub mod exit;
+pub mod fault;
+pub mod hook;
+pub mod journal;
 pub mod layer;
 pub mod list;
 pub mod notify;
@@ -35,6 +39,8 @@ pub mod render;
 pub mod report;
 pub mod sanitize;
 pub mod settings;
+pub mod signals;
 pub mod source;
 pub mod state;
+pub mod verify;
 pub mod write;

@@ -17,6 +17,7 @@ const WARN: Style = AnsiColor::Yellow.on_default().bold();
 const ERROR: Style = AnsiColor::Red.on_default().bold();
 const HINT: Style = AnsiColor::Cyan.on_default().bold();
 const DIM: Style = Style::new().dimmed();
+const NOTE: Style = AnsiColor::Green.on_default().bold();
 
 /// Where diagnostics go.
 #[derive(Debug, Clone, Copy)]
@@ -40,10 +41,14 @@ impl Printer {
         let _ = writeln!(anstream::stderr(), "{WARN}warning{WARN:#}: {place}{msg}");
     }
 
-    /// A plain note (a summary of what was done); shown unless `-q`.
+    /// A note (a summary of what was done); shown unless `-q`.
     pub fn note(&self, msg: &str) {
         if self.verbosity > Verbosity::Quiet {
-            let _ = writeln!(anstream::stderr(), "{}", sanitize::for_terminal(msg));
+            let _ = writeln!(
+                anstream::stderr(),
+                "{NOTE}note{NOTE:#}: {}",
+                sanitize::for_terminal(msg)
+            );
         }
     }
 
@@ -76,9 +81,16 @@ impl Printer {
         );
     }
 
-    /// A closure for library code that reports progress.
+    /// A closure for library code that reports progress: shown with `-v`, except that a retry is a
+    /// note at the normal level too, so a slow or failing server never means minutes of silence.
     pub fn log(&self) -> impl Fn(String) + '_ {
-        move |m: String| self.info(&m)
+        move |m: String| {
+            if m.starts_with("retrying ") {
+                self.note(&m)
+            } else {
+                self.info(&m)
+            }
+        }
     }
 }
 

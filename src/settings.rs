@@ -56,6 +56,12 @@ impl From<&RenderOptionArgs> for RenderLayer {
                 source_transport_servers: (!a.exchange_source_servers.is_empty())
                     .then(|| a.exchange_source_servers.clone()),
                 max_message_size: a.exchange_max_message_size.clone(),
+                fqdn: a.exchange_fqdn.clone(),
+                topology: a.exchange_topology,
+                microsoft365_split: flag(
+                    a.exchange_microsoft365_split,
+                    a.no_exchange_microsoft365_split,
+                ),
             },
             exchange_online: ExchangeOnlineLayer {
                 connector_name: a.exo_connector.clone(),
@@ -64,6 +70,7 @@ impl From<&RenderOptionArgs> for RenderLayer {
                 max_domains_per_connector: a.exo_max_domains,
                 inbound: flag(a.exo_inbound, a.no_exo_inbound),
                 inbound_connector_name: a.exo_inbound_connector.clone(),
+                microsoft365_split: flag(a.exo_microsoft365_split, a.no_exo_microsoft365_split),
             },
         }
     }
@@ -141,8 +148,10 @@ impl SourceSettings {
             None => Location::parse(DEFAULT_SOURCE)?,
         };
         let d = HttpOptions::default();
+        let timeout = layer.timeout.map_or(d.timeout, Duration::from_secs);
         let http = HttpOptions {
-            timeout: layer.timeout.map_or(d.timeout, Duration::from_secs),
+            timeout,
+            run_timeout: timeout * crate::source::http::RUN_TIMEOUT_FACTOR,
             max_bytes: layer.max_size.unwrap_or(d.max_bytes),
             allow_http: layer.allow_http.unwrap_or(d.allow_http),
             ca_file: layer.ca_file.or(d.ca_file),
@@ -170,17 +179,21 @@ fn render_options_for(
     written: &[(&Target, &Path)],
 ) -> anyhow::Result<RenderOptions> {
     let mut layer = RenderLayer::from(args).combine(cfg.render_layer());
-    paths_from_outputs(&mut layer.postfix, written);
+    paths_from_outputs(&mut layer, written);
     let o = layer.resolve(cfg.domain_overrides()?);
-    o.validate()?;
+    o.validate().map_err(|mut e| {
+        e.flag = flag_for(e.key);
+        e
+    })?;
     Ok(o)
 }
 
-/// The Postfix headers name where the tables really are: a path that neither the flags nor the file
-/// set follows the `postfix-policy` / `postfix-senders` output's path when that is absolute as written
-/// (only diff, sync and check know it; `render` stays independent of the machine, and so does a
-/// repository checkout).
-fn paths_from_outputs(p: &mut PostfixLayer, written: &[(&Target, &Path)]) {
+/// The Postfix headers name where the tables really are, and the Exim `domainlist` reads the file the
+/// `exim-domains` output writes: a path that neither the flags nor the file set follows the output's
+/// path when that is absolute as written (only diff, sync and check know it; `render` stays independent
+/// of the machine, and so does a mail-config repository checked out anywhere, whose relative paths are
+/// not where the MTA reads them — set the option to where they are deployed).
+fn paths_from_outputs(layer: &mut RenderLayer, written: &[(&Target, &Path)]) {
     for (target, path) in written {
         // A relative path, or one the header could not print safely, leaves the option as it is.
         let Some(path) = path.to_str().filter(|p| {
@@ -191,8 +204,9 @@ fn paths_from_outputs(p: &mut PostfixLayer, written: &[(&Target, &Path)]) {
             continue;
         };
         let slot = match target {
-            Target::BuiltIn(BuiltIn::PostfixPolicy) => &mut p.policy_path,
-            Target::BuiltIn(BuiltIn::PostfixSenders) => &mut p.senders_path,
+            Target::BuiltIn(BuiltIn::PostfixPolicy) => &mut layer.postfix.policy_path,
+            Target::BuiltIn(BuiltIn::PostfixSenders) => &mut layer.postfix.senders_path,
+            Target::BuiltIn(BuiltIn::EximDomains) => &mut layer.exim.domains_file,
             _ => continue,
         };
         if slot.is_none() {
@@ -265,9 +279,12 @@ pub fn job(cfg: &Config, args: &JobArgs, today: chrono::NaiveDate) -> anyhow::Re
         guard: Guard {
             max_removed_percent: cfg.safety.max_removed_percent,
             min_domains: cfg.safety.min_domains_for_guard,
+            max_added_percent: cfg.safety.max_added_percent,
+            baseline_days: cfg.safety.baseline_days,
         },
         backups: cfg.safety.backups,
         lock_timeout: cfg.safety.lock_timeout,
+        hook_timeout: cfg.safety.hook_timeout,
         state_path,
         history_path,
         today,
@@ -322,6 +339,19 @@ fn shown(v: &serde_json::Value) -> Option<String> {
         serde_json::Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
+}
+
+/// The flag that sets a configuration key (`postfix.match` → `--postfix-match`), so that an error names
+/// both the way a person wrote it and the other way to set it.
+pub fn flag_for(key: &str) -> Option<String> {
+    let cmd = command();
+    let flag = cmd
+        .find_subcommand("render")?
+        .get_arguments()
+        .find(|a| a.get_id().as_str() == key)
+        .and_then(|a| a.get_long())
+        .map(|l| format!("--{l}"));
+    flag
 }
 
 /// The command line with `[default: …]` added to the help of every flag named after a configuration

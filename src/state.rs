@@ -30,12 +30,19 @@ pub struct State {
     /// parsed again.
     #[serde(default)]
     pub parse_options: String,
+    /// Where the list the files were rendered from came from, when it differs from `source`: a later
+    /// change moved or re-encoded the list without changing a participant, and no file was rewritten.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rendered_from: Option<Provenance>,
     /// The last successful fetch (a 304 Not Modified counts).
     #[serde(with = "seconds_utc")]
     pub last_checked: DateTime<Utc>,
     /// The last sync that changed the list or a file.
     #[serde(with = "seconds_utc")]
     pub last_changed: DateTime<Utc>,
+    /// What the shrink guard also measures against (see `plan::changes::Baseline`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<crate::plan::Baseline>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -131,8 +138,19 @@ pub struct HistoryEntry {
     pub participants_left: Vec<String>,
     /// Output files written.
     pub files: Vec<String>,
+    /// The Exchange scripts among `files`: written, not applied. Nothing changes on an Exchange server
+    /// or tenant until someone runs them (and `exchange-verify` shows whether they did).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scripts_written: Vec<String>,
     /// A safety guard was overridden with --force.
     pub forced: bool,
+    /// Only the list's source changed (same participants): no file was written, no hook run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub provenance_only: bool,
+    /// The local adjustments in force (`excluded bank.no: reason (until 2026-12-31)`), so that an audit
+    /// sees every participant this server does not force, and why.
+    #[serde(default)]
+    pub local: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -143,16 +161,84 @@ pub struct HistorySource {
     pub page_updated: Option<chrono::NaiveDate>,
 }
 
-/// Appends one line and syncs it to disk.
-pub fn append_history(path: &Path, entry: &HistoryEntry) -> std::io::Result<()> {
-    let mut line = serde_json::to_string(entry).expect("history entry serialises");
-    line.push('\n');
+impl HistoryEntry {
+    /// The entry as one history line, with its line break.
+    pub fn to_line(&self) -> String {
+        let mut line = serde_json::to_string(self).expect("history entry serialises");
+        line.push('\n');
+        line
+    }
+}
+
+/// Appends one line and syncs it to disk. Returns the number of bytes of a torn last line that were
+/// removed first (see [`append_history_line`]).
+pub fn append_history(path: &Path, entry: &HistoryEntry) -> std::io::Result<u64> {
+    append_history_line(path, &entry.to_line())
+}
+
+/// Appends `line` (ending in a line break) and syncs it. A last line without its line break — what a
+/// crash or a full disk mid-append leaves — is removed first (never glued to the new line), and the
+/// number of its bytes returned so the caller can warn. If this append itself fails part-way, the file
+/// is cut back to where it was, so it never ends in a torn line of ours.
+pub fn append_history_line(path: &Path, line: &str) -> std::io::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
     let mut f = std::fs::OpenOptions::new()
         .create(true)
-        .append(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
         .open(path)?;
-    f.write_all(line.as_bytes())?;
-    f.sync_all()
+    let mut text = Vec::new();
+    f.read_to_end(&mut text)?;
+    let mut torn = 0;
+    if !text.is_empty() && !text.ends_with(b"\n") {
+        let keep = text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        torn = (text.len() - keep) as u64;
+        f.set_len(keep as u64)?;
+        text.truncate(keep);
+    }
+    let start = text.len() as u64;
+    f.seek(SeekFrom::Start(start))?;
+    let written = f.write_all(line.as_bytes()).and_then(|()| f.sync_all());
+    if let Err(e) = written {
+        let _ = f.set_len(start);
+        let _ = f.sync_all();
+        return Err(e);
+    }
+    Ok(torn)
+}
+
+/// Whether the history holds exactly this line (with its line break).
+pub fn history_has_line(path: &Path, line: &str) -> std::io::Result<bool> {
+    match std::fs::read(path) {
+        Ok(text) => Ok(text
+            .split_inclusive(|b| *b == b'\n')
+            .any(|l| l == line.as_bytes())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The history's entries; a line that cannot be read (a torn or hand-edited one) is skipped and
+/// reported by its line number instead.
+pub fn read_history(path: &Path) -> std::io::Result<(Vec<HistoryEntry>, Vec<u64>)> {
+    let text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((vec![], vec![])),
+        Err(e) => return Err(e),
+    };
+    let mut entries = Vec::new();
+    let mut bad = Vec::new();
+    for (i, line) in text.split(|b| *b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice(line) {
+            Ok(e) => entries.push(e),
+            Err(_) => bad.push(i as u64 + 1),
+        }
+    }
+    Ok((entries, bad))
 }
 
 #[cfg(test)]
@@ -170,11 +256,13 @@ mod tests {
                 fetched_at: DateTime::UNIX_EPOCH,
             },
             participants: vec![],
+            rendered_from: None,
             warnings: vec![],
             validators: SourceValidators::default(),
             parse_options: String::new(),
             last_checked: DateTime::UNIX_EPOCH,
             last_changed: DateTime::UNIX_EPOCH,
+            baseline: None,
         }
     }
 
@@ -203,5 +291,53 @@ mod tests {
             matches!(State::load(&p), Err(StateError::Corrupt { .. })),
             "domains in state are validated too"
         );
+    }
+
+    fn entry(n: u32) -> HistoryEntry {
+        HistoryEntry {
+            time: DateTime::UNIX_EPOCH + chrono::Duration::seconds(n.into()),
+            source: HistorySource {
+                page: None,
+                csv: Some("liste.csv".into()),
+                sha256: "ab".repeat(32),
+                page_updated: None,
+            },
+            domains_added: vec![],
+            domains_removed: vec![],
+            participants_joined: vec![format!("P{n}")],
+            participants_left: vec![],
+            files: vec![],
+            scripts_written: vec![],
+            forced: false,
+            provenance_only: false,
+            local: vec![],
+        }
+    }
+
+    /// A crash or a full disk mid-append leaves a last line without its line break: the next append
+    /// removes it instead of gluing the new entry onto it, and says how much it removed.
+    #[test]
+    fn a_torn_last_history_line_is_repaired_not_glued() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = dir.path().join("h.jsonl");
+        assert_eq!(append_history(&h, &entry(1)).unwrap(), 0);
+        let torn = &entry(2).to_line()[..30];
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&h)
+            .unwrap()
+            .write_all(torn.as_bytes())
+            .unwrap();
+        assert_eq!(
+            read_history(&h).unwrap().1,
+            vec![2],
+            "the torn line is skipped"
+        );
+        assert_eq!(append_history(&h, &entry(3)).unwrap(), 30);
+        let (entries, bad) = read_history(&h).unwrap();
+        assert_eq!(entries, vec![entry(1), entry(3)]);
+        assert!(bad.is_empty());
+        assert!(history_has_line(&h, &entry(3).to_line()).unwrap());
+        assert!(!history_has_line(&h, &entry(2).to_line()).unwrap());
     }
 }

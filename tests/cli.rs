@@ -202,3 +202,18 @@ fn closed_pipe_never_panics_or_complains() {
         assert_eq!(stderr, "", "{args:?}");
     }
 }
+
+/// `-v` shows the reader's choices: the encoding and delimiter, the header row and the column mapping.
+#[test]
+fn verbose_shows_the_readers_decisions() {
+    bits()
+        .args(["fetch", "-v", "--source"])
+        .arg(support::example_csv())
+        .assert()
+        .success()
+        .stderr(
+            predicate::str::contains("read as UTF-8, separated by `;`").and(
+                predicate::str::contains("header row found at line 1: domain=3"),
+            ),
+        );
+}

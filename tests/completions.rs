@@ -81,13 +81,15 @@ fn fish_complete(script: &Path, line: &str) -> Vec<String> {
         .collect()
 }
 
-const TARGETS: [&str; 6] = [
+const TARGETS: [&str; 8] = [
     "postfix-policy",
     "postfix-senders",
     "exim-domains",
     "exim-config",
     "exchange",
     "exchange-online",
+    "exchange-verify",
+    "exchange-online-verify",
 ];
 
 fn assert_has(offered: &[String], wanted: &[&str], what: &str) {

@@ -521,6 +521,64 @@ fn http_slower_than_the_timeout() {
     );
 }
 
+/// `--timeout` is a deadline for the whole request: a body sent at one byte every 0.3 s never trips
+/// an idle timeout, and used to hold a sync (and its lock) for as long as the server liked.
+#[test]
+fn http_trickling_body_is_cut_off_at_the_timeout() {
+    let server = Server::start(vec![(
+        "/liste.csv",
+        vec![Reply::csv(list_csv()).trickle(Duration::from_millis(300))],
+    )]);
+    let start = Instant::now();
+    bits()
+        .args([
+            "fetch",
+            "--allow-http",
+            "--timeout",
+            "1",
+            "--source",
+            &server.url("/liste.csv"),
+        ])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("timed out after 1 s"));
+    // Three tries of at most 1 s, and the backoff between them (0.5 s, 1 s).
+    assert!(
+        start.elapsed() < Duration::from_secs(6),
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
+/// All requests of a run together end at 6 × --timeout, however long the server asks us to wait.
+#[test]
+fn http_run_has_a_total_deadline() {
+    let server = Server::start(vec![(
+        "/liste.csv",
+        vec![Reply::status(503).header("Retry-After", "5")],
+    )]);
+    let start = Instant::now();
+    bits()
+        .args([
+            "fetch",
+            "--allow-http",
+            "--timeout",
+            "1",
+            "--source",
+            &server.url("/liste.csv"),
+        ])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "the downloads of this run took longer than 6 s in all",
+        ));
+    assert!(
+        start.elapsed() < Duration::from_secs(7),
+        "took {:?}",
+        start.elapsed()
+    );
+}
+
 #[test]
 fn http_body_cut_short_is_retried_then_fails() {
     let server = Server::start(vec![(
@@ -577,4 +635,16 @@ fn http_page_cannot_point_at_local_files() {
     http_fetch(&server, "/tls", &[])
         .code(1)
         .stderr(predicate::str::contains("found no list on the page"));
+}
+
+/// A retry is said at the normal level, so a failing server never means minutes of silence.
+#[test]
+fn retries_are_said_without_verbose() {
+    let server = Server::start(vec![(
+        "/liste.csv",
+        vec![Reply::status(503), Reply::csv(list_csv())],
+    )]);
+    http_fetch(&server, "/liste.csv", &[])
+        .success()
+        .stderr(predicate::str::contains("note: retrying"));
 }

@@ -55,6 +55,7 @@ fn every_command_has_a_page_with_the_sections_admins_need() {
             "bits-tls-probe.1",
             "bits-tls-render.1",
             "bits-tls-sync.1",
+            "bits-tls-verify.1",
             "bits-tls.1",
         ]
     );
@@ -128,6 +129,19 @@ fn every_command_has_a_page_with_the_sections_admins_need() {
     let (sync, _) = render(&dir.path().join("bits-tls-sync.1"));
     for needle in ["--dry-run", "--detailed-exitcode", "FILES", "--force"] {
         assert!(sync.contains(needle), "bits-tls-sync.1 lacks `{needle}`");
+    }
+    let (verify, _) = render(&dir.path().join("bits-tls-verify.1"));
+    for needle in [
+        "--postfix-config-dir",
+        "--exim-config",
+        "gaps found",
+        "--log",
+        "FILES",
+    ] {
+        assert!(
+            verify.contains(needle),
+            "bits-tls-verify.1 lacks `{needle}`"
+        );
     }
 }
 

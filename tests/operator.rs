@@ -197,3 +197,220 @@ fn template_mistakes_are_named_before_the_download() {
     }
     assert!(server.hits("/tls").is_empty(), "nothing was downloaded");
 }
+
+#[test]
+fn a_large_first_sync_is_summarised_for_the_cron_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("Virksomhet;Domene\n");
+    for i in 0..30 {
+        csv.push_str(&format!("Deltaker {i};d{i:02}.no\n"));
+    }
+    std::fs::write(dir.path().join("liste.csv"), csv).unwrap();
+    let out = bits()
+        .current_dir(dir.path())
+        .args(["sync", "-s", "liste.csv", "-o", "postfix-policy=policy"])
+        .assert()
+        .success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(
+        text.contains("  + d19.no\n") && !text.contains("  + d20.no\n"),
+        "{text}"
+    );
+    assert!(text.contains("  + … and 10 more"), "{text}");
+}
+
+#[test]
+fn short_flags_help_command_and_dry_run_formats() {
+    bits()
+        .args(["help", "sync"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("--dry-run"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = bits()
+        .current_dir(dir.path())
+        .args([
+            "sync",
+            "-n",
+            "-f",
+            "json",
+            "-o",
+            "postfix-policy=policy",
+            "-s",
+        ])
+        .arg(example_csv())
+        .assert()
+        .code(2);
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(v["version"], 1);
+    assert!(
+        !dir.path().join("policy").exists(),
+        "a dry run writes nothing"
+    );
+    bits()
+        .args(["sync", "-f", "json"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("--dry-run"));
+}
+
+#[test]
+fn a_saved_page_and_its_list_are_named_the_same_way() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = bits()
+        .current_dir(root)
+        .args(["render", "postfix-policy", "-q", "-s", "examples/tls.html"])
+        .assert()
+        .success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(
+        text.contains("# List:     examples/domeneliste-tvungen-tls.csv\n"),
+        "{text}"
+    );
+    assert!(text.contains("# Page:     examples/tls.html"), "{text}");
+}
+
+#[test]
+fn the_reader_and_options_say_what_is_wrong() {
+    let csv = example_csv();
+    bits()
+        .args(["fetch", "--columns", "domain=99", "-s"])
+        .arg(&csv)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "names column 99, but the file has",
+        ));
+    bits()
+        .args(["fetch", "--columns", "organization=1,organization=2", "-s"])
+        .arg(&csv)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("`organization` is given twice"));
+    bits()
+        .args(["render", "postfix-policy", "--postfix-match", "x y", "-s"])
+        .arg(&csv)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "option `postfix.match` (`--postfix-match`)",
+        ));
+    bits()
+        .args(["fetch", "-q", "--max-size", "8MiB", "-s"])
+        .arg(&csv)
+        .assert()
+        .success();
+    bits()
+        .args(["fetch", "-q", "--max-size", "8XB", "-s"])
+        .arg(&csv)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("not a size unit"));
+}
+
+#[test]
+fn a_hook_that_cannot_run_is_found_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bits-tls.toml"),
+        format!(
+            "source = \"{}\"\n[[output]]\ntarget = \"postfix-policy\"\npath = \"policy\"\nhook = [\"/usr/sbin/postmap-typo\", \"hash:{{path}}\"]\n",
+            example_csv().display()
+        ),
+    )
+    .unwrap();
+    bits()
+        .current_dir(dir.path())
+        .arg("diff")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "`/usr/sbin/postmap-typo` cannot be run",
+        ));
+    bits()
+        .current_dir(dir.path())
+        .arg("sync")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("nothing was changed"));
+    assert!(!dir.path().join("policy").exists());
+    assert!(!dir.path().join("bits-tls.state.json").exists());
+}
+
+#[test]
+fn every_local_adjustment_is_visible_in_files_history_and_check() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bits-tls.toml"),
+        format!(
+            "source = \"{}\"\n\
+             [[exclude]]\ndomain = \"bits.no\"\nreason = \"ticket 7\"\nexpires = 2099-01-31\n\
+             [[override]]\ndomain = \"ghost.example.no\"\nreason = \"typo\"\npostfix_level = \"secure\"\n\
+             [[output]]\ntarget = \"postfix-policy\"\npath = \"policy\"\n",
+            example_csv().display()
+        ),
+    )
+    .unwrap();
+    bits()
+        .current_dir(dir.path())
+        .arg("sync")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "local: excluded bits.no: ticket 7 (until 2099-01-31)",
+        ))
+        .stderr(predicate::str::contains(
+            "the override for `ghost.example.no` does nothing",
+        ));
+    let policy = std::fs::read_to_string(dir.path().join("policy")).unwrap();
+    assert!(
+        policy.contains("# Local:    excluded bits.no: ticket 7 (until 2099-01-31)\n"),
+        "{policy}"
+    );
+    let history = std::fs::read_to_string(dir.path().join("bits-tls.history.jsonl")).unwrap();
+    assert!(
+        history.contains("\"local\":[\"excluded bits.no: ticket 7 (until 2099-01-31)\"]"),
+        "{history}"
+    );
+    bits()
+        .current_dir(dir.path())
+        .arg("check")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("excluded bits.no: ticket 7"));
+    // An exclusion and an addition of one domain contradict each other.
+    std::fs::write(
+        dir.path().join("bits-tls.toml"),
+        "[[exclude]]\ndomain = \"a.no\"\nreason = \"r\"\n[[extra_domains]]\ndomain = \"A.no\"\nreason = \"r\"\n",
+    )
+    .unwrap();
+    bits()
+        .current_dir(dir.path())
+        .arg("diff")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "both in [[exclude]] and in [[extra_domains]]",
+        ));
+}
+
+#[test]
+fn diffs_are_coloured_only_when_colour_is_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| -> String {
+        let out = bits()
+            .current_dir(dir.path())
+            .args(["diff", "-q", "-o", "exim-domains=x", "-s"])
+            .arg(example_csv())
+            .args(extra)
+            .assert()
+            .code(2);
+        String::from_utf8(out.get_output().stdout.clone()).unwrap()
+    };
+    assert!(run(&["--color", "always"]).contains("\u{1b}[32m+bits.no\u{1b}[0m\n"));
+    assert!(
+        !run(&[]).contains('\u{1b}'),
+        "NO_COLOR is set by the test harness"
+    );
+    assert!(!run(&["--color", "always", "-f", "json"]).contains('\u{1b}'));
+}

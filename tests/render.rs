@@ -6,16 +6,22 @@ mod support;
 
 use predicates::prelude::*;
 use std::path::Path;
-use support::grammar::{grammar, is_comment};
+use support::grammar::{grammar, is_comment, names_domains};
 use support::{bits, example_csv, fixture, listed_domains, render};
 
-const TARGETS: [&str; 6] = [
+const TARGETS: [&str; 12] = [
     "postfix-policy",
     "postfix-senders",
     "exim-domains",
+    "exim-main",
+    "exim-acl",
+    "exim-router",
+    "exim-transport",
     "exim-config",
     "exchange",
     "exchange-online",
+    "exchange-verify",
+    "exchange-online-verify",
 ];
 
 #[test]
@@ -45,10 +51,10 @@ fn hostile_list_reaches_outputs_only_as_valid_domains() {
         let baseline = render(target, &example_csv(), &[]);
         let out = render(target, &src, &[]);
         let named = grammar(target, &out, &baseline).unwrap_or_else(|e| panic!("{e}\n{out}"));
-        let expected_here: Vec<String> = if target == "exim-config" {
-            vec![]
-        } else {
+        let expected_here: Vec<String> = if names_domains(target) {
             expected.clone()
+        } else {
+            vec![]
         };
         assert_eq!(named, expected_here, "{target}");
         for payload in [
@@ -102,8 +108,19 @@ fn golden_files() {
         ("postfix-senders", "postfix-senders", vec![]),
         ("exim-domains", "exim-domains", vec![]),
         ("exim-config", "exim-config", vec![]),
+        (
+            "exim-transport",
+            "exim-transport-openssl",
+            vec!["--exim-tls", "openssl"],
+        ),
         ("exchange", "exchange.ps1", vec![]),
         ("exchange-online", "exchange-online.ps1", vec![]),
+        ("exchange-verify", "exchange-verify.ps1", vec![]),
+        (
+            "exchange-online-verify",
+            "exchange-online-verify.ps1",
+            vec!["--exo-inbound"],
+        ),
         (
             "postfix-policy",
             "postfix-policy-subdomains-modern",
@@ -113,6 +130,22 @@ fn golden_files() {
             "exchange-online",
             "exchange-online-split-inbound.ps1",
             vec!["--exo-max-domains", "6", "--exo-inbound"],
+        ),
+        (
+            "exchange",
+            "exchange-m365-direct.ps1",
+            vec![
+                "--exchange-microsoft365-split",
+                "--exchange-topology",
+                "direct",
+                "--exchange-fqdn",
+                "mail.bank.example.no",
+            ],
+        ),
+        (
+            "exchange-online",
+            "exchange-online-m365.ps1",
+            vec!["--exo-microsoft365-split"],
         ),
         (
             "--template templates/sendmail-tls-rcpt.j2",

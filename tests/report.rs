@@ -70,7 +70,9 @@ impl Work {
         std::fs::write(
             dir.path().join("bits-tls.toml"),
             "source = \"liste.csv\"\n\
-             [[extra_domains]]\ndomain = \"partner.example.no\"\nreason = \"bilateral agreement\"\n\n\
+             [[extra_domains]]\ndomain = \"partner.example.no\"\nreason = \"bilateral agreement\"\n\
+             [[exclude]]\ndomain = \"sorbanken.no\"\nreason = \"MX certificate expired, ticket 1235\"\nexpires = 2099-12-31\n\
+             [[override]]\ndomain = \"bits.no\"\nreason = \"publishes TLSA under DNSSEC\"\npostfix_level = \"dane-only\"\n\n\
              [[output]]\ntarget = \"postfix-policy\"\npath = \"policy\"\nhook = [\"true\", \"{path}\"]\n\
              [[output]]\ntarget = \"exim-domains\"\npath = \"exim\"\n",
         )

@@ -378,7 +378,12 @@ fn managed_block_keeps_the_surrounding_bytes() {
     w.cmd(&["sync"]).success();
     let policy = w.read("out/policy").unwrap();
     assert!(policy.starts_with(own), "{policy}");
-    assert!(policy.contains("# BEGIN bits-tls") && policy.trim_end().ends_with("# END bits-tls"));
+    assert!(
+        policy.contains("# BEGIN bits-tls <managed block")
+            && policy
+                .trim_end()
+                .ends_with("# END bits-tls <managed block>")
+    );
     // Lines added after the block survive the next change too.
     std::fs::write(
         w.path("out/policy"),
@@ -388,7 +393,10 @@ fn managed_block_keeps_the_surrounding_bytes() {
     w.serve(&names(13));
     w.cmd(&["sync"]).success();
     let policy = w.read("out/policy").unwrap();
-    assert!(policy.starts_with(own) && policy.ends_with("# END bits-tls\ntail.example verify\n"));
+    assert!(
+        policy.starts_with(own)
+            && policy.ends_with("# END bits-tls <managed block>\ntail.example verify\n")
+    );
     assert!(policy.contains("\nd12.no verify"));
     w.cmd(&["check"]).code(0);
 }
@@ -401,7 +409,7 @@ fn expired_exclusion_warns_and_stops_applying() {
                  [[extra_domains]]\ndomain = \"partner.no\"\nreason = \"bilateral agreement\"\n";
     let w = Work::new(&names(12), extra);
     w.cmd(&["sync"]).success().stderr(predicate::str::contains(
-        "exclusion of `d1.no` expired on 2020-01-01",
+        "exclusion of `d1.no` expired after 2020-01-01",
     ));
     let policy = w.read("out/policy").unwrap();
     assert!(
@@ -414,7 +422,7 @@ fn expired_exclusion_warns_and_stops_applying() {
     // The warning repeats on every run until the entry is removed.
     w.cmd(&["sync"])
         .success()
-        .stderr(predicate::str::contains("expired on 2020-01-01"));
+        .stderr(predicate::str::contains("expired after 2020-01-01"));
 }
 
 #[test]
@@ -581,7 +589,7 @@ fn per_domain_override_changes_only_that_domain() {
 }
 
 #[test]
-fn a_new_page_date_is_news_even_with_the_same_csv() {
+fn a_new_page_date_is_recorded_even_with_the_same_csv() {
     let w = Work::new(&names(12), "");
     let page = |date: &str| {
         format!("<html><body><p>Oppdatert: {date}</p><a href=\"/liste.csv\">Domeneliste tvungen TLS i CSV</a></body></html>")
@@ -601,15 +609,18 @@ fn a_new_page_date_is_news_even_with_the_same_csv() {
     w.cmd(&["sync"]).code(0).stdout("");
     w.server
         .set("/tls", vec![Reply::html(page("3. mars 2025"))]);
+    // The same participants: recorded (state and history), but no file rewritten for a header date.
     w.cmd(&["sync"])
         .success()
-        .stdout(predicate::str::contains("wrote"));
+        .stdout(predicate::str::contains("recorded the list's new source"));
     assert!(w
         .read("out/policy")
         .unwrap()
-        .contains("(updated 2025-03-03)"));
+        .contains("(updated 2021-11-16)"));
     assert_eq!(w.state()["source"]["page_updated"], "2025-03-03");
+    assert_eq!(w.history_lines(), 2);
     w.cmd(&["sync"]).code(0).stdout("");
+    w.cmd(&["check"]).code(0);
 }
 
 /// A page that links `csv_path`, with `ETag: etag`.
@@ -759,4 +770,59 @@ fn closed_stdout_keeps_the_real_exit_code() {
     assert_eq!(code, Some(3), "a refusal: {stderr}");
     assert!(stderr.contains("error: refused"), "{stderr}");
     assert!(stderr.contains("hint:"), "{stderr}");
+}
+
+/// The same participants from a moved or re-encoded CSV: the new source is recorded (state and history)
+/// without rewriting a file or running a hook, and `check` still finds the files as they should be.
+#[test]
+fn a_list_that_only_moved_or_was_re_encoded_changes_no_file() {
+    let w = page_work();
+    let before = w.snapshot();
+    let hooks = w.read("hooks.log");
+    // Moved to a new link, same bytes.
+    w.server.set("/tls", vec![page("/ny/liste.csv", "\"p2\"")]);
+    w.server
+        .set("/ny/liste.csv", vec![Reply::csv(list(&names(12)))]);
+    w.cmd(&["diff"])
+        .code(0)
+        .stdout(predicate::str::contains("the list moved or was re-encoded"));
+    w.cmd(&["sync"])
+        .success()
+        .stdout(predicate::str::contains("recorded the list's new source"));
+    assert_eq!(w.snapshot()[..2], before[..2], "no output rewritten");
+    assert_eq!(w.read("hooks.log"), hooks, "no hook ran");
+    assert_eq!(w.state()["source"]["csv"], w.server.url("/ny/liste.csv"));
+    let history = w.read("bits-tls.history.jsonl").unwrap();
+    assert!(
+        history
+            .lines()
+            .last()
+            .unwrap()
+            .contains("\"provenance_only\":true"),
+        "{history}"
+    );
+    w.cmd(&["check"]).code(0);
+    // Re-encoded: the same rows with CRLF line ends.
+    w.server.set(
+        "/ny/liste.csv",
+        vec![Reply::csv(list(&names(12)).replace('\n', "\r\n"))],
+    );
+    w.cmd(&["sync"])
+        .success()
+        .stdout(predicate::str::contains("recorded the list's new source"));
+    assert_eq!(w.snapshot()[..2], before[..2]);
+    w.cmd(&["check"]).code(0);
+    // A real change afterwards writes the files with the current source in their headers.
+    w.serve(&names(13));
+    w.server
+        .set("/ny/liste.csv", vec![Reply::csv(list(&names(13)))]);
+    w.cmd(&["sync"])
+        .success()
+        .stdout(predicate::str::contains("+ d12.no"));
+    assert!(w
+        .read("out/policy")
+        .unwrap()
+        .contains(&w.server.url("/ny/liste.csv")));
+    assert!(w.state().get("rendered_from").is_none());
+    w.cmd(&["check"]).code(0);
 }

@@ -21,7 +21,10 @@ fn untrusted_certificate_is_refused_and_ca_file_trusts_it() {
         .code(1)
         .stdout("")
         .stderr(
-            predicate::str::contains("could not reach").and(predicate::str::contains("--ca-file")),
+            predicate::str::contains("could not reach")
+                .and(predicate::str::contains("--ca-file"))
+                .and(predicate::str::contains("tries").not())
+                .and(predicate::str::contains("retrying").not()),
         );
 
     let dir = tempfile::tempdir().unwrap();
@@ -60,4 +63,19 @@ fn ca_file_that_is_not_pem_is_an_error() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains("holds no PEM certificate"));
+}
+
+/// Hints that match the error: TLS spoken to a plain-HTTP port is not a DNS problem.
+#[test]
+fn https_to_a_plain_http_port_says_so() {
+    let server = support::Server::start(vec![("/liste.csv", vec![Reply::csv("x")])]);
+    let url = format!("https://127.0.0.1:{}/liste.csv", server.addr.port());
+    bits()
+        .args(["fetch", "--timeout", "5", "--source", &url])
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains("did not answer in TLS")
+                .and(predicate::str::contains("--allow-http")),
+        );
 }

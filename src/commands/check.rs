@@ -20,6 +20,9 @@ pub fn run(
     let cfg = Config::discover(config)?;
     let job = settings::job(&cfg, &args.job, chrono::Local::now().date_naive())?;
     settings::require_outputs(&job, &cfg, "check", "compare")?;
+    // Shared: a running sync is waited for, so its files are never compared half-way.
+    let _lock = crate::apply::lock_shared(&job)?;
+    let problems = crate::apply::integrity(&job)?;
     let plan = plan::prepare(&job, ListFrom::State, &printer.log())?;
     plan.config_warnings.iter().for_each(|w| printer.warning(w));
     let state = plan.previous.as_ref().expect("check reads the state");
@@ -42,12 +45,14 @@ pub fn run(
         max_age_days: args.max_age,
         stale,
         files: &plan.files,
+        problems: &problems,
         online: online.as_ref(),
+        local: &plan.local,
     };
     let mut out = crate::report::stdout();
     report::check::write(&mut out, &check, args.format).context("writing to stdout")?;
     out.flush().context("writing to stdout")?;
-    let drift = check.drift().next().is_some();
+    let drift = check.drift().next().is_some() || !problems.is_empty();
     let list_drift = online.as_ref().is_some_and(|c| !c.is_empty());
     Ok(if drift || list_drift {
         ExitStatus::Changes

@@ -64,7 +64,7 @@ fn page(cmd: &clap::Command, sub: Option<&str>) -> anyhow::Result<Vec<u8>> {
     exit_status(&mut r, sub);
     if matches!(
         sub,
-        None | Some("diff" | "sync" | "check" | "notify" | "init")
+        None | Some("diff" | "sync" | "check" | "verify" | "notify" | "init")
     ) {
         files(&mut r);
     }
@@ -119,6 +119,7 @@ fn exit_status(r: &mut String, sub: Option<&str>) {
         Some("diff") => &[0, 1, 2, 3],
         Some("sync") => &[0, 1, 2, 3],
         Some("check") => &[0, 1, 2, 4],
+        Some("verify") => &[0, 1, 2],
         Some("probe") => &[0, 1, 2],
         Some(_) => &[0, 1],
     };
@@ -189,7 +190,7 @@ fn environment(r: &mut String, sub: Option<&str>) {
     ];
     if matches!(
         sub,
-        None | Some("fetch" | "render" | "diff" | "sync" | "check" | "probe")
+        None | Some("fetch" | "render" | "diff" | "sync" | "check" | "verify" | "probe")
     ) {
         vars.push(("BITS_TLS_SOURCE", "The Bits page or CSV, as --source."));
         vars.push((
@@ -197,7 +198,10 @@ fn environment(r: &mut String, sub: Option<&str>) {
             "The proxy for downloads (and hosts that bypass it); behind a TLS-inspecting proxy also pass its CA with --ca-file.",
         ));
     }
-    if matches!(sub, None | Some("diff" | "sync" | "check" | "probe")) {
+    if matches!(
+        sub,
+        None | Some("diff" | "sync" | "check" | "verify" | "probe")
+    ) {
         vars.push(("BITS_TLS_STATE", "The state file, as --state."));
     }
     if matches!(sub, None | Some("notify")) {
@@ -245,6 +249,11 @@ fn examples(r: &mut String, sub: Option<&str>) {
         Some("check") => &[
             ("bits-tls check --max-age 92", "Offline: do the files match the state, and is it younger than a quarter?"),
             ("bits-tls check --online", "Also compare the state with the live list."),
+        ],
+        Some("verify") => &[
+            ("bits-tls --config /etc/bits-tls/bits-tls.toml verify postfix", "After a server change: does Postfix force verified TLS 1.2+ for every listed domain? Exit 2 names each gap and why."),
+            ("bits-tls verify postfix --log /var/log/mail.log --queue", "Also check the log for deliveries to listed domains without verified TLS, and list listed-domain mail waiting in the queue."),
+            ("bits-tls verify exim --format markdown > verify.md", "The same for Exim, as Markdown for the change ticket."),
         ],
         Some("probe") => &[
             ("bits-tls --config /etc/bits-tls/bits-tls.toml probe", "Every domain of the effective list: verdict per domain, reasons per MX and address; exit 2 if one is not deliverable."),

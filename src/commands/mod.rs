@@ -10,6 +10,7 @@ pub mod notify;
 pub mod probe;
 pub mod render;
 pub mod sync;
+pub mod verify;
 
 use crate::cli::{Cli, ColorWhen, Command};
 use crate::exit::ExitStatus;
@@ -36,6 +37,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Diff(args) => diff::run(&args, config, &printer),
         Command::Sync(args) => sync::run(&args, config, &printer),
         Command::Check(args) => check::run(&args, config, &printer),
+        Command::Verify(args) => verify::run(&args, config, &printer),
         Command::Probe(args) => probe::run(&args, config, &printer),
         Command::Init(args) => init::run(&args, config, &printer),
         Command::Completions { shell } => completions::run(shell),

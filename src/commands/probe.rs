@@ -78,7 +78,7 @@ fn effective_domains(job: &plan::Job, printer: &Printer) -> anyhow::Result<Vec<D
         }
         None => source::fetch(&job.location, &job.fetch, &printer.log())?.list,
     };
-    let (effective, warnings) = plan::effective(&list, &job.adjustments, job.today);
+    let (effective, warnings, _) = plan::effective(&list, &job.adjustments, job.today);
     warnings.iter().for_each(|w| printer.warning(w));
     let mut out = Vec::new();
     for d in effective.domains() {

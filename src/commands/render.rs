@@ -40,9 +40,15 @@ pub fn run(
     for w in options.warnings() {
         printer.warning(&crate::list::Warning::general(w));
     }
+    let list = without_own_domains(&fetched.list, &cfg, args, printer);
+    let (local, unused) = crate::plan::effective::overrides(&options, &list);
+    for w in &unused {
+        printer.warning(w);
+    }
     let input = RenderInput {
         provenance: &fetched.provenance,
-        list: &fetched.list,
+        list: &list,
+        local: &local,
     };
     let text = renderer.render(&target, input, &options)?;
     if let Some(path) = &args.output {
@@ -55,4 +61,28 @@ pub fn run(
         .context("writing to stdout")?;
     out.flush().context("writing to stdout")?;
     Ok(ExitStatus::Success)
+}
+
+/// The list less your own domains (`own_domains` and `--own-domain`), as `sync` writes it.
+fn without_own_domains(
+    list: &crate::list::ParticipantList,
+    cfg: &Config,
+    args: &RenderArgs,
+    printer: &Printer,
+) -> crate::list::ParticipantList {
+    let mut own = cfg.own_domains.clone();
+    own.extend(args.own_domains.iter().cloned());
+    if own.is_empty() {
+        return list.clone();
+    }
+    let adjustments = crate::plan::Adjustments {
+        own_domains: own,
+        ..Default::default()
+    };
+    let today = chrono::Utc::now().date_naive();
+    let (list, warnings, _) = crate::plan::effective(list, &adjustments, today);
+    for w in &warnings {
+        printer.warning(w);
+    }
+    list
 }

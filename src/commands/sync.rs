@@ -6,7 +6,6 @@ use crate::exit::ExitStatus;
 use crate::notify::Notifier;
 use crate::plan::{self, ListFrom};
 use crate::printer::Printer;
-use crate::report::plan::Format;
 use crate::{apply, report, settings};
 use std::io::Write;
 use std::path::Path;
@@ -37,9 +36,23 @@ fn sync(
     let job = settings::job(cfg, &args.job, chrono::Local::now().date_naive())?;
     settings::require_outputs(&job, cfg, "sync", "write")?;
     if args.dry_run {
-        return super::diff::plan_and_show(&job, Format::Text, printer, args.probe);
+        return super::diff::plan_and_show(&job, args.format, printer, args.probe);
     }
+    if let Some(program) = plan::missing_programs(&job).first() {
+        anyhow::bail!(
+            "the hook program `{}` cannot be run (not found on PATH, or not executable); nothing was changed",
+            crate::sanitize::for_terminal(program)
+        );
+    }
+    apply::check_output_paths(&job).map_err(anyhow::Error::msg)?;
     let _lock = apply::lock(&job)?;
+    // An earlier run cut short is finished or undone before anything else (see apply::recover).
+    let (recovered, warnings) = apply::recover(&job)?;
+    let warn = |m: &str| printer.warning(&crate::list::Warning::general(m));
+    if let Some(r) = &recovered {
+        warn(&r.describe());
+    }
+    warnings.iter().for_each(|w| warn(w));
     let plan = plan::prepare(&job, ListFrom::Source, &printer.log())?;
     // The list's own warnings repeat on every run; they are shown when the list changed (or with -v),
     // so a cron job mails only news. Configuration warnings need action and are always shown.
@@ -73,7 +86,8 @@ fn sync(
         printer.note(&format!("applying despite the guard (--force): {reason}"));
     }
     let outcome = apply::apply(&job, &plan, plan.guard.is_some(), chrono::Utc::now())?;
-    if outcome.changed {
+    outcome.warnings.iter().for_each(|w| warn(w));
+    if outcome.changed && !plan.provenance_only() {
         notifier.changed(&plan, printer);
     }
     if outcome.changed && printer.verbosity > crate::printer::Verbosity::Quiet {

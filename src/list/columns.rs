@@ -160,6 +160,9 @@ impl FromStr for ColumnOverride {
                 Err(_) if v.is_empty() => return Err(format!("`{item}` names no column")),
                 Err(_) => ColumnRef::Name(v.to_string()),
             };
+            if field != Field::Domain && entries.iter().any(|(f, _)| *f == field) {
+                return Err(format!("`{}` is given twice", field.key()));
+            }
             entries.push((field, col));
         }
         if entries.is_empty() {
@@ -184,6 +187,8 @@ pub enum LayoutError {
     NoDomainColumn { rows: usize },
     #[error("`--columns` names the column `{0}`, but no header row in the first {HEADER_SCAN} rows has it")]
     NameNotFound(String),
+    #[error("`--columns` names column {number}, but the file has {width} columns")]
+    NumberBeyond { number: usize, width: usize },
 }
 
 impl LayoutError {
@@ -262,6 +267,13 @@ fn apply_override(
             layout.header = Some(row);
             layout.map = map_header(&scan[row].cells);
         }
+    }
+    let width = scan.iter().map(|r| r.cells.len()).max().unwrap_or(0);
+    if let Some(number) = over.entries.iter().find_map(|(_, c)| match c {
+        ColumnRef::Number(n) if *n > width => Some(*n),
+        _ => None,
+    }) {
+        return Err(LayoutError::NumberBeyond { number, width });
     }
     // Fields named in the override replace whatever detection found for them.
     let mut cleared = Vec::new();

@@ -57,7 +57,21 @@ impl Warning {
     }
 }
 
-/// The parsed list: participants sorted by name, and the warnings met on the way.
+/// A sort key for names in Norwegian alphabetical order: case folded, and Æ, Ø, Å after Z (Ä and Ö as
+/// Æ and Ø, as Norwegian dictionaries sort them), where plain code-point order puts Å first.
+pub fn norwegian_order(name: &str) -> Vec<u32> {
+    name.chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| match c {
+            'æ' | 'ä' => 'z' as u32 + 1,
+            'ø' | 'ö' => 'z' as u32 + 2,
+            'å' => 'z' as u32 + 3,
+            c => c as u32,
+        })
+        .collect()
+}
+
+/// The parsed list: participants sorted by name (in Norwegian order), and the warnings met on the way.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParticipantList {
     pub participants: Vec<Participant>,
@@ -133,7 +147,30 @@ pub fn parse_date(s: &str) -> Option<NaiveDate> {
 /// Builds the list from rows. Fails only when no domain column can be found; everything wrong with a
 /// single row is a warning.
 pub fn build(records: &[Record], opts: &ParseOptions) -> Result<ParticipantList, LayoutError> {
+    build_noting(records, opts, &|_| {})
+}
+
+/// [`build`], telling `note` the choices made (the header row, the columns), for `-v`.
+pub fn build_noting(
+    records: &[Record],
+    opts: &ParseOptions,
+    note: &dyn Fn(String),
+) -> Result<ParticipantList, LayoutError> {
     let layout = columns::detect(records, opts.columns.as_ref())?;
+    note(
+        match (layout.header, layout.guessed, opts.columns.is_some()) {
+            (_, true, _) => format!("no header row; columns guessed: {}", layout.map),
+            (Some(h), _, true) => format!(
+                "header row {} and --columns: {}",
+                records[h].line, layout.map
+            ),
+            (Some(h), _, false) => format!(
+                "header row found at line {}: {}",
+                records[h].line, layout.map
+            ),
+            (None, _, _) => format!("no header row; columns given: {}", layout.map),
+        },
+    );
     let mut b = Builder::new(opts.domain_rules);
     if layout.guessed {
         b.warnings.push(Warning::general(format!(
@@ -256,7 +293,15 @@ impl Builder {
         let mut domains = Vec::new();
         for token in tokens {
             match Domain::parse(token, self.rules) {
-                Ok(d) => domains.push(d),
+                Ok(d) => {
+                    if let Some(why) = d.lookalike() {
+                        self.warn(
+                            line,
+                            format!("domain `{d}` {why}; check it with the participant"),
+                        );
+                    }
+                    domains.push(d)
+                }
                 Err(e) => self.warn(
                     line,
                     format!("domain `{}` {e}; left out", sanitize::excerpt(token, 80)),
@@ -338,7 +383,8 @@ impl Builder {
         for p in &mut participants {
             p.domains.sort();
         }
-        participants.sort_by_cached_key(|p| (p.organization.to_lowercase(), p.domains[0].clone()));
+        participants
+            .sort_by_cached_key(|p| (norwegian_order(&p.organization), p.domains[0].clone()));
         self.warnings.sort_by_key(|w| w.line.unwrap_or(0));
         if participants.is_empty() {
             self.warnings
@@ -354,6 +400,16 @@ impl Builder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_sort_in_norwegian_order() {
+        let mut names = vec!["Åsen Sparebank", "Zeta", "Ørland", "Ærlig", "alfa", "Øst"];
+        names.sort_by_key(|n| norwegian_order(n));
+        assert_eq!(
+            names,
+            ["alfa", "Zeta", "Ærlig", "Ørland", "Øst", "Åsen Sparebank"]
+        );
+    }
 
     fn recs(rows: &[&[&str]]) -> Vec<Record> {
         rows.iter()

@@ -78,6 +78,10 @@ pub fn list_changes(before: &[Participant], after: &[Participant]) -> ListChange
 pub struct Guard {
     pub max_removed_percent: u32,
     pub min_domains: usize,
+    /// Refuse a list that adds more than this share of the previous list's domains.
+    pub max_added_percent: u32,
+    /// How long the baseline of the shrink guard holds (see [`guard_baseline`]).
+    pub baseline_days: u32,
 }
 
 /// Why a sync must not go ahead without `--force`, if it must not.
@@ -99,5 +103,82 @@ pub fn guard(before: Option<&[Participant]>, after: &ParticipantList, g: Guard) 
             g.max_removed_percent
         ));
     }
+    // A list that suddenly grows is as suspect as one that shrinks: a broken export, or a hostile one.
+    let added = new.iter().filter(|d| !old.contains(**d)).count();
+    if old.len() >= g.min_domains && added * 100 > g.max_added_percent as usize * old.len() {
+        return Some(format!(
+            "the new list adds {added} domains to the {} listed ({:.0} %), more than the {} % allowed",
+            old.len(),
+            added as f64 * 100.0 / old.len() as f64,
+            g.max_added_percent
+        ));
+    }
     None
+}
+
+/// The list the shrink guard also measures against: the domains as they were at the last forced sync,
+/// or when the baseline was last renewed, at most `safety.baseline_days` ago. Without it, many small
+/// cuts (each under the threshold) could empty the list unseen.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Baseline {
+    #[serde(with = "crate::source::seconds_utc")]
+    pub since: chrono::DateTime<chrono::Utc>,
+    pub domains: Vec<Domain>,
+}
+
+impl Baseline {
+    fn current(&self, today: chrono::NaiveDate, days: u32) -> bool {
+        (today - self.since.date_naive()).num_days() < days as i64
+    }
+}
+
+/// Why the new list must not be applied without `--force` measured against the baseline, if it must
+/// not: it removes more than `max_removed_percent` of the baseline's domains.
+pub fn guard_baseline(
+    baseline: Option<&Baseline>,
+    after: &ParticipantList,
+    g: Guard,
+    today: chrono::NaiveDate,
+) -> Option<String> {
+    let b = baseline.filter(|b| b.current(today, g.baseline_days))?;
+    let new: HashSet<&Domain> = after.participants.iter().flat_map(|p| &p.domains).collect();
+    let removed = b.domains.iter().filter(|d| !new.contains(d)).count();
+    let total = b.domains.len();
+    (total >= g.min_domains && removed * 100 > g.max_removed_percent as usize * total).then(|| {
+        format!(
+            "the new list removes {removed} of the {total} domains listed on {} ({:.0} %), more than the {} % allowed within {} days (safety.baseline_days)",
+            b.since.format("%Y-%m-%d"),
+            removed as f64 * 100.0 / total as f64,
+            g.max_removed_percent,
+            g.baseline_days
+        )
+    })
+}
+
+/// The baseline to record with a new state: renewed to the new list on a forced sync or when it is
+/// older than `days` (or missing), else kept.
+pub fn next_baseline(
+    previous: Option<&Baseline>,
+    after: &ParticipantList,
+    forced: bool,
+    now: chrono::DateTime<chrono::Utc>,
+    days: u32,
+) -> Baseline {
+    match previous {
+        Some(b) if !forced && b.current(now.date_naive(), days) => b.clone(),
+        _ => {
+            let mut domains: Vec<Domain> = after
+                .participants
+                .iter()
+                .flat_map(|p| p.domains.iter().cloned())
+                .collect();
+            domains.sort();
+            domains.dedup();
+            Baseline {
+                since: now,
+                domains,
+            }
+        }
+    }
 }

@@ -36,9 +36,65 @@ fn de_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<NaiveDate>, 
 }
 
 impl DomainEntry {
-    /// In force on `today` (an entry expires at the start of its `expires` day).
+    /// In force on `today`: an entry applies through its `expires` day and stops the day after.
     pub fn active(&self, today: NaiveDate) -> bool {
-        self.expires.is_none_or(|e| today < e)
+        self.expires.is_none_or(|e| today <= e)
+    }
+}
+
+/// A local adjustment in force, to be shown wherever the list is: in the plan, the files' headers,
+/// the history and `check`. An exclusion is a participant no longer forced, so it must never be
+/// invisible.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Adjustment {
+    pub kind: AdjustmentKind,
+    pub domain: Domain,
+    /// One line, as written in the configuration.
+    pub reason: String,
+    /// The last day it applies.
+    pub until: Option<NaiveDate>,
+    /// What an override sets (`dane-only`, `match=…`).
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdjustmentKind {
+    /// On the list, but not forced here (`[[exclude]]`).
+    Excluded,
+    /// Forced here though not on the list (`[[extra_domains]]`).
+    Added,
+    /// Forced with other settings (`[[override]]`).
+    Override,
+    /// One of this server's own domains (`own_domains`).
+    Own,
+}
+
+impl AdjustmentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdjustmentKind::Excluded => "excluded",
+            AdjustmentKind::Added => "added",
+            AdjustmentKind::Override => "override",
+            AdjustmentKind::Own => "own domain",
+        }
+    }
+}
+
+impl std::fmt::Display for Adjustment {
+    /// `excluded bank.no: their MX certificate expired (until 2026-12-31)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.kind.as_str(), self.domain)?;
+        if let Some(d) = &self.detail {
+            write!(f, " ({d})")?;
+        }
+        if !self.reason.is_empty() {
+            write!(f, ": {}", self.reason)?;
+        }
+        if let Some(u) = self.until {
+            write!(f, " (until {u})")?;
+        }
+        Ok(())
     }
 }
 
@@ -56,11 +112,27 @@ pub fn effective(
     list: &ParticipantList,
     adj: &Adjustments,
     today: NaiveDate,
-) -> (ParticipantList, Vec<Warning>) {
+) -> (ParticipantList, Vec<Warning>, Vec<Adjustment>) {
     let mut warnings = Vec::new();
+    let mut local = Vec::new();
+    let entry = |kind, e: &DomainEntry| Adjustment {
+        kind,
+        domain: e.domain.clone(),
+        reason: crate::sanitize::one_line(&e.reason),
+        until: e.expires,
+        detail: None,
+    };
     let listed: HashSet<&Domain> = list.participants.iter().flat_map(|p| &p.domains).collect();
     for own in &adj.own_domains {
-        if !listed.contains(own) {
+        if listed.contains(own) {
+            local.push(Adjustment {
+                kind: AdjustmentKind::Own,
+                domain: own.clone(),
+                reason: String::new(),
+                until: None,
+                detail: None,
+            });
+        } else {
             warnings.push(Warning::general(format!(
                 "own domain `{own}` is not on the list (has the registration with Bits lapsed?)"
             )));
@@ -70,7 +142,9 @@ pub fn effective(
     for e in &adj.exclude {
         let d = e.domain.clone();
         if e.active(today) {
-            if !listed.contains(&d) {
+            if listed.contains(&d) {
+                local.push(entry(AdjustmentKind::Excluded, e));
+            } else {
                 warnings.push(Warning::general(format!(
                     "exclusion of `{d}` is not needed: it is not on the list"
                 )));
@@ -78,7 +152,7 @@ pub fn effective(
             removed.insert(d);
         } else {
             warnings.push(Warning::general(format!(
-                "exclusion of `{d}` expired on {}; it no longer applies (reason was: {})",
+                "exclusion of `{d}` expired after {}; it no longer applies (reason was: {})",
                 e.expires.map(|x| x.to_string()).unwrap_or_default(),
                 crate::sanitize::one_line(&e.reason)
             )));
@@ -105,7 +179,7 @@ pub fn effective(
         let d = e.domain.clone();
         if !e.active(today) {
             warnings.push(Warning::general(format!(
-                "extra domain `{d}` expired on {}; it is no longer added",
+                "extra domain `{d}` expired after {}; it is no longer added",
                 e.expires.map(|x| x.to_string()).unwrap_or_default()
             )));
         } else if listed.contains(&d) {
@@ -113,6 +187,7 @@ pub fn effective(
                 "extra domain `{d}` is on the list now; the entry can go"
             )));
         } else if !removed.contains(&d) {
+            local.push(entry(AdjustmentKind::Added, e));
             extras
                 .entry(crate::sanitize::one_line(&e.reason))
                 .or_default()
@@ -130,11 +205,49 @@ pub fn effective(
             enforces_inbound_tls: None,
         });
     }
+    local.sort_by(|a, b| (a.kind, &a.domain).cmp(&(b.kind, &b.domain)));
     (
         ParticipantList {
             participants,
             warnings: list.warnings.clone(),
         },
         warnings,
+        local,
     )
+}
+
+/// The `[[override]]` entries as adjustments, and a warning for each that names a domain not in the
+/// effective list (it would silently do nothing).
+pub fn overrides(
+    opts: &crate::render::options::RenderOptions,
+    effective: &ParticipantList,
+) -> (Vec<Adjustment>, Vec<Warning>) {
+    let listed: HashSet<&Domain> = effective
+        .participants
+        .iter()
+        .flat_map(|p| &p.domains)
+        .collect();
+    let mut warnings = Vec::new();
+    let local = opts
+        .overrides
+        .iter()
+        .filter(|o| {
+            let here = listed.contains(&o.domain);
+            if !here {
+                warnings.push(Warning::general(format!(
+                    "the override for `{}` does nothing: the domain is not in the list this server forces",
+                    o.domain
+                )));
+            }
+            here
+        })
+        .map(|o| Adjustment {
+            kind: AdjustmentKind::Override,
+            domain: o.domain.clone(),
+            reason: crate::sanitize::one_line(&o.reason),
+            until: None,
+            detail: Some(crate::render::postfix::policy_value(&o.postfix(&opts.postfix))),
+        })
+        .collect();
+    (local, warnings)
 }

@@ -7,8 +7,8 @@ pub mod changes;
 pub mod effective;
 pub mod files;
 
-pub use changes::{guard, list_changes, Guard, ListChanges, ParticipantChange};
-pub use effective::{effective, Adjustments, DomainEntry};
+pub use changes::{guard, list_changes, Baseline, Guard, ListChanges, ParticipantChange};
+pub use effective::{effective, Adjustment, AdjustmentKind, Adjustments, DomainEntry};
 pub use files::{merge_managed, FileChange, FileStatus, Output};
 
 use crate::list::{ParticipantList, Warning};
@@ -34,6 +34,8 @@ pub struct Job {
     pub backups: usize,
     /// Seconds a sync waits for another one to finish.
     pub lock_timeout: u64,
+    /// Seconds a hook may run before it is ended and the sync rolled back.
+    pub hook_timeout: u64,
     pub state_path: PathBuf,
     pub history_path: PathBuf,
     pub today: NaiveDate,
@@ -60,8 +62,13 @@ pub struct Plan {
     pub not_modified: bool,
     /// The list the outputs are rendered from.
     pub effective: ParticipantList,
+    /// The local adjustments in force (exclusions, additions, overrides, own domains).
+    pub local: Vec<Adjustment>,
     pub changes: ListChanges,
     pub files: Vec<FileChange>,
+    /// When the files keep an earlier source in their headers: the list is the same and only its source
+    /// changed (moved, re-encoded, a new page date), so no file is rewritten and no hook runs.
+    pub rendered_from: Option<Provenance>,
     /// Why applying needs `--force`, if it does.
     pub guard: Option<String>,
     /// Warnings about the configuration (expired entries, vanished own domains).
@@ -78,13 +85,56 @@ impl Plan {
         !self.changes.is_empty() || self.files_changed()
     }
 
-    /// The list itself differs from the state (new digest or other participants).
+    /// Only where the list came from changed: the same participants, no file to write.
+    pub fn provenance_only(&self) -> bool {
+        self.rendered_from.is_some() && self.changes.is_empty() && !self.files_changed()
+    }
+
+    /// The list or where it came from differs from the state (other participants, a new digest, a new
+    /// address or page date): worth a history line.
     pub fn list_changed(&self) -> bool {
         match &self.previous {
             None => true,
-            Some(s) => s.source.sha256 != self.provenance.sha256 || !self.changes.is_empty(),
+            Some(s) => {
+                let (a, b) = (&s.source, &self.provenance);
+                a.sha256 != b.sha256
+                    || a.csv != b.csv
+                    || a.page != b.page
+                    || a.page_updated != b.page_updated
+                    || !self.changes.is_empty()
+            }
         }
     }
+}
+
+/// The hook and reload programs that cannot be run: a name not found on `PATH`, or a path that is not
+/// an executable file. `diff` warns; `sync` refuses before writing anything, since a hook that cannot
+/// run would roll every file back after the fact.
+pub fn missing_programs(job: &Job) -> Vec<String> {
+    let argvs = job
+        .outputs
+        .iter()
+        .filter_map(|o| o.hook.as_ref())
+        .chain(job.reload.as_ref());
+    let mut missing: Vec<String> = argvs
+        .filter_map(|argv| argv.first())
+        .filter(|program| !runnable(program))
+        .cloned()
+        .collect();
+    missing.dedup();
+    missing
+}
+
+fn runnable(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        return executable(std::path::Path::new(program));
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| executable(&dir.join(program))))
 }
 
 /// Makes the plan for `job`, with the list from the source or the state.
@@ -116,31 +166,17 @@ pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Resul
             }
         }
     };
-    let (effective, mut config_warnings) = effective::effective(&list, &job.adjustments, job.today);
+    let (effective, mut config_warnings, mut local) =
+        effective::effective(&list, &job.adjustments, job.today);
+    let (overrides, unused) = effective::overrides(&job.render, &effective);
+    local.extend(overrides);
+    config_warnings.extend(unused);
     let targets = job.outputs.iter().map(|o| &o.target);
     config_warnings.extend(crate::render::postfix::setup_warnings(&job.render, targets));
-    let mut files = Vec::new();
-    let ctx = Renderer::context(
-        RenderInput {
-            provenance: &provenance,
-            list: &effective,
-        },
-        &job.render,
-    )?;
-    for out in &job.outputs {
-        let rendered = renderer.render_with(&out.target, &ctx, &job.render)?;
-        let before = match std::fs::read(&out.path) {
-            Ok(b) => Some(String::from_utf8_lossy(&b).into_owned()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => {
-                return Err(
-                    anyhow::Error::new(e).context(format!("reading `{}`", out.path.display()))
-                )
-            }
-        };
-        let blocks = out.target.uses_managed_block();
-        let after = merge_managed(before.as_deref(), &rendered, blocks);
-        files.push(FileChange::new(out.clone(), before, after));
+    for program in missing_programs(job) {
+        config_warnings.push(Warning::general(format!(
+            "the hook program `{program}` cannot be run here (not found on PATH, or not executable)"
+        )));
     }
     let before = previous.as_ref().map(|s| s.participants.as_slice());
     // An unchanged list (304 or the same bytes) is the state's list: there is nothing to compare.
@@ -150,7 +186,67 @@ pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Resul
         list_changes(before.unwrap_or(&[]), &list.participants)
     };
     // The guard compares lists; an unchanged list can only trip it by being empty.
-    let guard = changes::guard(before.filter(|_| !not_modified), &list, job.guard);
+    let guard = changes::guard(before.filter(|_| !not_modified), &list, job.guard).or_else(|| {
+        let baseline = previous.as_ref().and_then(|s| s.baseline.as_ref());
+        changes::guard_baseline(
+            baseline.filter(|_| !not_modified),
+            &list,
+            job.guard,
+            job.today,
+        )
+    });
+    let render_files =
+        |provenance: &Provenance| -> anyhow::Result<(Vec<FileChange>, Vec<Warning>)> {
+            let ctx = Renderer::context(
+                RenderInput {
+                    provenance,
+                    list: &effective,
+                    local: &local,
+                },
+                &job.render,
+            )?;
+            let mut files = Vec::new();
+            let mut warnings = Vec::new();
+            for out in &job.outputs {
+                let rendered = renderer.render_with(&out.target, &ctx, &job.render)?;
+                files::check_no_markers(&rendered).map_err(anyhow::Error::msg)?;
+                // Through a symbolic link: the file it points to is what is compared and written.
+                let before = match std::fs::read(&out.path) {
+                    Ok(b) => Some(b),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                    Err(e) => {
+                        return Err(anyhow::Error::new(e)
+                            .context(format!("reading `{}`", out.path.display())))
+                    }
+                };
+                let blocks = out.target.uses_managed_block();
+                let after = files::merge_managed_bytes(before.as_deref(), &rendered, blocks);
+                warnings.extend(files::shadowing_lines(out, &after, &rendered));
+                files.push(FileChange::new(out.clone(), before, after));
+            }
+            Ok((files, warnings))
+        };
+    // The files were rendered from `rendered_from` (the state's source unless a provenance-only change
+    // was recorded since). When the participants are the same, the files are expected to be exactly
+    // that rendering: a list that only moved or was re-encoded changes no file, runs no hook, and is
+    // recorded as such; a real change (or `check` finding drift) renders with the current source.
+    let rendered_from = previous
+        .as_ref()
+        .map(|s| s.rendered_from.clone().unwrap_or_else(|| s.source.clone()));
+    let same_participants =
+        from == ListFrom::State || not_modified || (previous.is_some() && changes.is_empty());
+    let ((files, shadowing), rendered_from) = match rendered_from.filter(|_| same_participants) {
+        Some(old) if old != provenance => {
+            let kept = render_files(&old)?;
+            if from == ListFrom::State || !kept.0.iter().any(FileChange::changed) {
+                (kept, Some(old))
+            } else {
+                (render_files(&provenance)?, None)
+            }
+        }
+        _ => (render_files(&provenance)?, None),
+    };
+    config_warnings.extend(shadowing);
     Ok(Plan {
         previous,
         list,
@@ -158,8 +254,10 @@ pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Resul
         validators,
         not_modified,
         effective,
+        local,
         changes,
         files,
+        rendered_from,
         guard,
         config_warnings,
     })
@@ -232,7 +330,16 @@ mod tests {
                 entry("a.no", None),
             ],
         };
-        let (eff, warnings) = effective(&l, &adj, day("2026-11-23"));
+        let (eff, warnings, local) = effective(&l, &adj, day("2026-11-23"));
+        let shown: Vec<String> = local.iter().map(|a| a.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "excluded b.no: because (until 2030-01-01)",
+                "added x.no: because",
+                "own domain own.no"
+            ]
+        );
         let doms: Vec<String> = eff.domains().iter().map(|d| d.to_string()).collect();
         assert_eq!(doms, ["a.no", "c.no", "x.no"]);
         assert_eq!(
@@ -242,7 +349,7 @@ mod tests {
         let w: Vec<&str> = warnings.iter().map(|w| w.message.as_str()).collect();
         assert_eq!(w.len(), 4, "{w:#?}");
         assert!(w[0].contains("`gone.no` is not on the list"));
-        assert!(w[1].contains("exclusion of `c.no` expired on 2020-01-01"));
+        assert!(w[1].contains("exclusion of `c.no` expired after 2020-01-01"));
         assert!(w[2].contains("`old.no` expired"));
         assert!(w[3].contains("`a.no` is on the list now"));
     }
@@ -274,6 +381,8 @@ mod tests {
         let g = Guard {
             max_removed_percent: 10,
             min_domains: 10,
+            max_added_percent: 50,
+            baseline_days: 30,
         };
         let many: Vec<Participant> = (0..20)
             .map(|i| p(&format!("P{i}"), None, &[&format!("d{i}.no")]))
@@ -290,6 +399,13 @@ mod tests {
         assert!(guard(Some(&many), &list(many[3..].to_vec()), g)
             .unwrap()
             .contains("removes 3 of 20 domains (15 %)"));
+        assert!(guard(Some(&many[..10]), &list(many.clone()), g)
+            .unwrap()
+            .contains("adds 10 domains to the 10 listed (100 %)"));
+        assert_eq!(
+            guard(Some(&many[..14]), &list(many[..20].to_vec()), g),
+            None
+        );
         let few = many[..5].to_vec();
         assert_eq!(
             guard(Some(&few), &list(few[..1].to_vec()), g),
@@ -322,11 +438,12 @@ mod tests {
         );
         assert!(again.starts_with(foreign));
         assert!(
-            again.contains("fno.no verify\n# END bits-tls\n") && !again.contains("bits.no verify")
+            again.contains(&format!("fno.no verify\n{}\n", files::END))
+                && !again.contains("bits.no verify")
         );
         let with_tail = format!("{merged}# trailing own line\n");
         let again = merge_managed(Some(&with_tail), rendered, true);
-        assert!(again.ends_with("# END bits-tls\n# trailing own line\n"));
+        assert!(again.ends_with(&format!("{}\n# trailing own line\n", files::END)));
         assert_eq!(
             merge_managed(Some(foreign), rendered, false),
             rendered,

@@ -11,6 +11,8 @@ use serde::Serialize;
 #[derive(Debug, Serialize)]
 pub struct Context<'a> {
     pub tool: Tool,
+    /// Local adjustments in force (exclusions, additions, overrides, own domains), comment-safe.
+    pub local: Vec<LocalEntry>,
     pub source: Source,
     pub counts: Counts,
     /// Every domain, sorted, with the participant it belongs to.
@@ -21,6 +23,18 @@ pub struct Context<'a> {
     pub postfix: PostfixDerived,
     pub exchange: ExchangeDerived,
     pub exchange_online: ExchangeOnlineDerived,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LocalEntry {
+    /// `excluded`, `added`, `override`, `own domain`.
+    pub kind: &'static str,
+    pub domain: String,
+    pub reason: String,
+    pub until: Option<String>,
+    pub detail: Option<String>,
+    /// The whole entry in one comment-safe line.
+    pub line: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -99,6 +113,18 @@ impl<'a> Context<'a> {
             .collect();
         let names: Vec<String> = domains.iter().map(|d| d.name.clone()).collect();
         Context {
+            local: input
+                .local
+                .iter()
+                .map(|a| LocalEntry {
+                    kind: a.kind.as_str(),
+                    domain: a.domain.to_string(),
+                    reason: comment(&a.reason),
+                    until: a.until.map(|d| d.to_string()),
+                    detail: a.detail.as_deref().map(comment),
+                    line: comment(&a.to_string()),
+                })
+                .collect(),
             tool: Tool {
                 name: "bits-tls",
                 version: env!("CARGO_PKG_VERSION"),
@@ -116,6 +142,7 @@ impl<'a> Context<'a> {
             postfix: PostfixDerived::new(opts, by_domain.iter().map(|(d, _)| *d)),
             exchange: ExchangeDerived {
                 address_spaces: super::exchange::address_spaces(&names, opts.subdomains),
+                topology: opts.exchange.topology.as_str(),
             },
             exchange_online: super::exchange::online_connectors(&names, opts),
             domains,

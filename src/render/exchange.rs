@@ -8,6 +8,8 @@ use serde::Serialize;
 pub struct ExchangeDerived {
     /// Address spaces: `domain`, or `*.domain` (the domain and its subdomains) with `subdomains`.
     pub address_spaces: Vec<String>,
+    /// The script's `-Topology` default: `Detect` or `Direct`.
+    pub topology: &'static str,
 }
 
 #[derive(Debug, Serialize)]

@@ -71,6 +71,8 @@ impl RenderError {
 pub struct RenderInput<'a> {
     pub provenance: &'a Provenance,
     pub list: &'a ParticipantList,
+    /// Local adjustments in force, named in every output's header.
+    pub local: &'a [crate::plan::Adjustment],
 }
 
 /// A template environment: the embedded templates, each overridable by a file of the same name in a

@@ -77,6 +77,10 @@ layer! {
         tls_domain: Domain,
         source_transport_servers: Vec<String>,
         max_message_size: String,
+        #[serde(deserialize_with = "de_some_domain", default)]
+        fqdn: Domain,
+        topology: ExchangeTopology,
+        microsoft365_split: bool,
     }
 }
 
@@ -90,6 +94,7 @@ layer! {
         max_domains_per_connector: usize,
         inbound: bool,
         inbound_connector_name: String,
+        microsoft365_split: bool,
     }
 }
 
@@ -244,6 +249,7 @@ pub enum EximTls {
     /// Debian's exim4 packages
     #[default]
     Gnutls,
+    /// Exim builds linked against OpenSSL: TLS 1.2 cipher suites only on the transport
     Openssl,
 }
 
@@ -251,7 +257,8 @@ pub enum EximTls {
 #[serde(default, deny_unknown_fields)]
 pub struct EximOptions {
     pub tls_library: EximTls,
-    /// The domain list file the `domainlist` reads (where `exim-domains` is written).
+    /// The domain list file the `domainlist` reads. Unset, `diff`, `sync` and `check` use the path the
+    /// `exim-domains` output is written to (`settings::job`).
     pub domains_file: String,
     /// `tls_verify_certificates`: `system` or a CA bundle path.
     pub verify_certificates: String,
@@ -288,6 +295,28 @@ impl TlsValidation {
     }
 }
 
+/// How mail to the Internet leaves an Exchange organisation, as far as the script must know.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExchangeTopology {
+    /// Stop if mail leaves through a smart host or an Edge subscription (a DNS-routed connector would
+    /// bypass it)
+    #[default]
+    Detect,
+    /// Mail to the listed domains may leave from these servers directly, by DNS
+    Direct,
+}
+
+impl ExchangeTopology {
+    /// As the script's `-Topology` parameter spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExchangeTopology::Detect => "Detect",
+            ExchangeTopology::Direct => "Direct",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ExchangeOptions {
@@ -297,6 +326,13 @@ pub struct ExchangeOptions {
     pub source_transport_servers: Vec<String>,
     /// `MaxMessageSize`, e.g. `35MB`.
     pub max_message_size: Option<String>,
+    /// The name the connector greets with (`Fqdn`); none: the script copies the Internet send
+    /// connector's.
+    pub fqdn: Option<Domain>,
+    pub topology: ExchangeTopology,
+    /// Domains whose MX hosts are all `*.mail.protection.outlook.com` get a second connector with
+    /// DomainValidation against that name.
+    pub microsoft365_split: bool,
 }
 
 impl Default for ExchangeOptions {
@@ -307,6 +343,9 @@ impl Default for ExchangeOptions {
             tls_domain: None,
             source_transport_servers: Vec::new(),
             max_message_size: None,
+            fqdn: None,
+            topology: ExchangeTopology::Detect,
+            microsoft365_split: false,
         }
     }
 }
@@ -324,6 +363,9 @@ pub struct ExchangeOnlineOptions {
     /// Also create a partner inbound connector with RequireTls (requirement 5.2.4).
     pub inbound: bool,
     pub inbound_connector_name: String,
+    /// Domains whose MX hosts are all `*.mail.protection.outlook.com` get their own connector(s) with
+    /// DomainValidation against that name.
+    pub microsoft365_split: bool,
 }
 
 impl Default for ExchangeOnlineOptions {
@@ -335,20 +377,25 @@ impl Default for ExchangeOnlineOptions {
             max_domains_per_connector: 1000,
             inbound: false,
             inbound_connector_name: "Bits forced TLS inbound".into(),
+            microsoft365_split: false,
         }
     }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("option `{key}` {problem}")]
+#[error("option `{key}`{} {problem}", .flag.as_ref().map(|f| format!(" (`{f}`)")).unwrap_or_default())]
 pub struct OptionError {
+    /// The configuration key (`postfix.match`).
     pub key: &'static str,
+    /// The flag that sets it, when there is one (`--postfix-match`); filled in by `settings`.
+    pub flag: Option<String>,
     pub problem: String,
 }
 
 fn bad(key: &'static str, problem: impl Into<String>) -> OptionError {
     OptionError {
         key,
+        flag: None,
         problem: problem.into(),
     }
 }

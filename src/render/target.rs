@@ -34,19 +34,31 @@ pub enum BuiltIn {
     PostfixPolicy,
     PostfixSenders,
     EximDomains,
+    EximMain,
+    EximAcl,
+    EximRouter,
+    EximTransport,
     EximConfig,
     Exchange,
     ExchangeOnline,
+    ExchangeVerify,
+    ExchangeOnlineVerify,
 }
 
 impl BuiltIn {
-    pub const ALL: [BuiltIn; 6] = [
+    pub const ALL: [BuiltIn; 12] = [
         BuiltIn::PostfixPolicy,
         BuiltIn::PostfixSenders,
         BuiltIn::EximDomains,
+        BuiltIn::EximMain,
+        BuiltIn::EximAcl,
+        BuiltIn::EximRouter,
+        BuiltIn::EximTransport,
         BuiltIn::EximConfig,
         BuiltIn::Exchange,
         BuiltIn::ExchangeOnline,
+        BuiltIn::ExchangeVerify,
+        BuiltIn::ExchangeOnlineVerify,
     ];
 
     pub fn spec(self) -> &'static Spec {
@@ -72,9 +84,37 @@ impl BuiltIn {
                 source: include_str!("../../templates/exim-domains.j2"),
                 check: exim_domains,
             },
+            BuiltIn::EximMain => &Spec {
+                name: "exim-main",
+                about: "Exim main-section piece: the domainlist",
+                template: "exim-main.j2",
+                source: include_str!("../../templates/exim-main.j2"),
+                check: exim_config,
+            },
+            BuiltIn::EximAcl => &Spec {
+                name: "exim-acl",
+                about: "Exim ACL piece for acl_check_rcpt (requirement 5.2.4)",
+                template: "exim-acl.j2",
+                source: include_str!("../../templates/exim-acl.j2"),
+                check: exim_config,
+            },
+            BuiltIn::EximRouter => &Spec {
+                name: "exim-router",
+                about: "Exim router piece: listed domains to the forced-TLS transport",
+                template: "exim-router.j2",
+                source: include_str!("../../templates/exim-router.j2"),
+                check: exim_config,
+            },
+            BuiltIn::EximTransport => &Spec {
+                name: "exim-transport",
+                about: "Exim transport piece: verified TLS 1.2+ or no delivery",
+                template: "exim-transport.j2",
+                source: include_str!("../../templates/exim-transport.j2"),
+                check: exim_config,
+            },
             BuiltIn::EximConfig => &Spec {
                 name: "exim-config",
-                about: "Exim router, transport and ACL",
+                about: "The four Exim pieces together, for reading (not an output)",
                 template: "exim-config.j2",
                 source: include_str!("../../templates/exim-config.j2"),
                 check: exim_config,
@@ -93,6 +133,20 @@ impl BuiltIn {
                 source: include_str!("../../templates/exchange-online.ps1.j2"),
                 check: script,
             },
+            BuiltIn::ExchangeVerify => &Spec {
+                name: "exchange-verify",
+                about: "Exchange Server PowerShell, read-only: does the live send connector force TLS to the list?",
+                template: "exchange-verify.ps1.j2",
+                source: include_str!("../../templates/exchange-verify.ps1.j2"),
+                check: script,
+            },
+            BuiltIn::ExchangeOnlineVerify => &Spec {
+                name: "exchange-online-verify",
+                about: "Exchange Online PowerShell, read-only: do the live connectors force TLS to the list?",
+                template: "exchange-online-verify.ps1.j2",
+                source: include_str!("../../templates/exchange-online-verify.ps1.j2"),
+                check: script,
+            },
         }
     }
 
@@ -107,6 +161,16 @@ impl BuiltIn {
     /// `a, b, c`: for messages that list what is accepted.
     pub fn names() -> String {
         BuiltIn::ALL.map(BuiltIn::name).join(", ")
+    }
+
+    /// Why this target cannot be written as an output file, if it cannot: `exim-config` is four pieces
+    /// for four places in one configuration, and Exim refuses it as one file.
+    pub fn not_an_output(self) -> Option<String> {
+        (self == BuiltIn::EximConfig).then(|| {
+            "`exim-config` shows four pieces for four places in the Exim configuration and cannot be \
+             written as one file; write exim-main, exim-acl, exim-router and exim-transport instead"
+                .to_string()
+        })
     }
 }
 
@@ -155,6 +219,20 @@ impl Target {
 
     pub fn parse(name: &str) -> Option<Target> {
         BuiltIn::parse(name).map(Target::BuiltIn)
+    }
+
+    /// A script someone must run on another system (Exchange Server, Exchange Online): writing it
+    /// applies nothing, so sync says "written", not "applied", and check cannot see the live state.
+    pub fn is_script(&self) -> bool {
+        matches!(
+            self,
+            Target::BuiltIn(
+                BuiltIn::Exchange
+                    | BuiltIn::ExchangeOnline
+                    | BuiltIn::ExchangeVerify
+                    | BuiltIn::ExchangeOnlineVerify
+            )
+        )
     }
 
     /// A file of the admin's may hold the output between managed-block markers; a template's output

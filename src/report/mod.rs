@@ -1,5 +1,5 @@
 //! Everything shown on stdout: one file per command's report (`list` for `fetch`, `plan` for `diff` and
-//! `sync --dry-run`, `check`, `sync`, `probe`), each with its formats side by side — text for people, JSON for
+//! `sync --dry-run`, `check`, `sync`, `verify`, `probe`), each with its formats side by side — text for people, JSON for
 //! scripts (every document carries `version`), Markdown for a change ticket or merge request — and the
 //! wording they share here, so one fact is said one way everywhere. Text from the list is escaped for
 //! each medium.
@@ -9,6 +9,7 @@ pub mod list;
 pub mod plan;
 pub mod probe;
 pub mod sync;
+pub mod verify;
 
 use crate::list::Participant;
 use crate::plan::ParticipantChange;
@@ -148,10 +149,30 @@ pub(crate) fn describe_change(c: &ParticipantChange) -> Vec<String> {
     parts
 }
 
-/// Escapes each line of a diff for the terminal, keeping the line structure.
-pub(crate) fn for_terminal_lines(text: &str) -> String {
+/// A unified diff for the terminal: each line escaped, and `+`/`-` lines coloured when standard output
+/// takes colour (`--color`, `NO_COLOR`, a terminal).
+pub(crate) fn diff_for_terminal(text: &str) -> String {
+    use anstyle::AnsiColor;
+    let colour = !matches!(
+        anstream::AutoStream::choice(&io::stdout()),
+        anstream::ColorChoice::Never
+    );
+    let added = AnsiColor::Green.on_default();
+    let removed = AnsiColor::Red.on_default();
     text.lines()
-        .map(|l| format!("{}\n", for_terminal(l)))
+        .map(|l| {
+            let shown = for_terminal(l);
+            let style = match l.as_bytes().first() {
+                _ if !colour || l.starts_with("+++") || l.starts_with("---") => None,
+                Some(b'+') => Some(added),
+                Some(b'-') => Some(removed),
+                _ => None,
+            };
+            match style {
+                Some(s) => format!("{s}{shown}{s:#}\n"),
+                None => format!("{shown}\n"),
+            }
+        })
         .collect()
 }
 

@@ -2,12 +2,12 @@
 //! the state, what every output file would become, and whether a guard trips.
 
 use super::{
-    describe_change, domains, for_terminal_lines, list_size, md_code, md_diff, source_line, who,
+    describe_change, diff_for_terminal, domains, list_size, md_code, md_diff, source_line, who,
     JSON_VERSION,
 };
 use crate::domain::Domain;
 use crate::list::{Participant, Warning};
-use crate::plan::{FileChange, FileStatus, ListChanges, Plan};
+use crate::plan::{Adjustment, FileChange, FileStatus, ListChanges, Plan};
 use crate::sanitize::for_terminal;
 use crate::source::Provenance;
 use serde::Serialize;
@@ -47,6 +47,10 @@ fn text(out: &mut impl Write, p: &Plan) -> io::Result<()> {
     if p.previous.is_none() {
         writeln!(out, "No state yet: everything is new.")?;
     }
+    if p.provenance_only() {
+        writeln!(out, "{PROVENANCE_ONLY}")?;
+    }
+    text_local(out, &p.local)?;
     text_changes(out, &p.changes)?;
     writeln!(out, "Files:")?;
     if p.files.is_empty() {
@@ -60,7 +64,7 @@ fn text(out: &mut impl Write, p: &Plan) -> io::Result<()> {
     }
     for f in p.files.iter().filter(|f| f.changed()) {
         writeln!(out)?;
-        out.write_all(for_terminal_lines(&f.diff).as_bytes())?;
+        out.write_all(diff_for_terminal(&f.diff).as_bytes())?;
     }
     if let Some(reason) = &p.guard {
         writeln!(
@@ -69,6 +73,33 @@ fn text(out: &mut impl Write, p: &Plan) -> io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// Said when only the list's source changed.
+pub const PROVENANCE_ONLY: &str = "Source: the list moved or was re-encoded, with the same participants: no file changes and no hook runs; a sync records the new source";
+
+/// The local adjustments in force, one line each (also `check`).
+pub fn text_local(out: &mut impl Write, local: &[Adjustment]) -> io::Result<()> {
+    if local.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "Local adjustments:")?;
+    for a in local {
+        writeln!(out, "  {}", for_terminal(&a.to_string()))?;
+    }
+    Ok(())
+}
+
+/// The local adjustments as Markdown list items.
+pub fn markdown_local(out: &mut impl Write, local: &[Adjustment]) -> io::Result<()> {
+    if local.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "Local adjustments:\n")?;
+    for a in local {
+        writeln!(out, "- {}", md_code(&a.to_string()))?;
+    }
+    writeln!(out)
 }
 
 /// `2 joined, 0 left, 1 changed; domains: 3 added, 0 removed`.
@@ -182,6 +213,10 @@ pub struct PlanJson<'a> {
     pub participants: &'a [Participant],
     pub warnings: Vec<&'a Warning>,
     pub not_modified: bool,
+    /// Only the list's source changed: nothing to write.
+    pub provenance_only: bool,
+    /// Local adjustments in force: exclusions, additions, overrides, own domains.
+    pub local: &'a [Adjustment],
     pub changes: ChangesJson<'a>,
     pub files: Vec<FileJson<'a>>,
     pub guard: &'a Option<String>,
@@ -194,6 +229,8 @@ fn json(out: &mut impl Write, p: &Plan) -> io::Result<()> {
         participants: &p.list.participants,
         warnings: p.list.warnings.iter().chain(&p.config_warnings).collect(),
         not_modified: p.not_modified,
+        provenance_only: p.provenance_only(),
+        local: &p.local,
         changes: ChangesJson::new(&p.changes),
         files: p.files.iter().map(FileJson::new).collect(),
         guard: &p.guard,
@@ -218,6 +255,10 @@ fn markdown(out: &mut impl Write, p: &Plan) -> io::Result<()> {
             crate::sanitize::one_line(reason)
         )?;
     }
+    if p.provenance_only() {
+        writeln!(out, "{PROVENANCE_ONLY}.\n")?;
+    }
+    markdown_local(out, &p.local)?;
     writeln!(out, "| | participants | domains |\n|---|---|---|")?;
     writeln!(
         out,

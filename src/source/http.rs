@@ -10,14 +10,19 @@ use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 use std::io::Read;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use url::Url;
+
+/// A run's requests together may take this many times the per-request timeout.
+pub const RUN_TIMEOUT_FACTOR: u32 = 6;
 
 /// How downloads behave. The defaults suit a cron job: patient, but bounded.
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
-    /// Whole-request limit (connect, headers and body).
+    /// Whole-request limit (connect, headers and body), a deadline however slowly the body trickles.
     pub timeout: Duration,
+    /// Limit for all the requests of one run together (page and CSV, retries and waits included).
+    pub run_timeout: Duration,
     pub connect_timeout: Duration,
     /// Largest body accepted, after decompression.
     pub max_bytes: u64,
@@ -37,6 +42,7 @@ impl Default for HttpOptions {
     fn default() -> Self {
         HttpOptions {
             timeout: Duration::from_secs(30),
+            run_timeout: Duration::from_secs(30) * RUN_TIMEOUT_FACTOR,
             connect_timeout: Duration::from_secs(10),
             max_bytes: 8 * 1024 * 1024,
             allow_http: false,
@@ -93,6 +99,8 @@ pub enum HttpError {
     },
     #[error("GET {url} timed out after {secs} s{}", tries_note(*.tries))]
     Timeout { url: String, secs: u64, tries: u32 },
+    #[error("gave up on {url}: the downloads of this run took longer than {secs} s in all")]
+    RunTimeout { url: String, secs: u64 },
     #[error("could not reach {url}{}", tries_note(*.tries))]
     Connect {
         url: String,
@@ -151,10 +159,20 @@ impl HttpError {
             }
             HttpError::Status { .. } => return None,
             HttpError::Timeout { .. } => "the server is slow or unreachable; raise --timeout or try again later".into(),
+            HttpError::RunTimeout { .. } => format!("a run may take {RUN_TIMEOUT_FACTOR} × --timeout in all; the server is too slow, try again later"),
             HttpError::Connect { source, .. } => {
                 let chain = error_chain_text(source);
-                if chain.contains("certificate") || chain.contains("UnknownIssuer") {
+                if is_certificate_error(&chain) {
                     "the server's certificate is not trusted; behind a TLS-inspecting proxy, pass its CA with --ca-file".into()
+                } else if chain.contains("InvalidContentType")
+                    || chain.contains("corrupt message")
+                    || chain.contains("tls handshake eof")
+                {
+                    "the server did not answer in TLS: is this port plain HTTP? An http:// address needs --allow-http".into()
+                } else if chain.contains("dns error") || chain.contains("failed to lookup") {
+                    "the name does not resolve: check DNS, or the proxy settings (HTTPS_PROXY)".into()
+                } else if chain.contains("Connection refused") {
+                    "nothing listens at that address and port; check the URL, the proxy settings (HTTPS_PROXY) and the firewall".into()
                 } else {
                     "check DNS, the proxy settings (HTTPS_PROXY) and the firewall, then try again".into()
                 }
@@ -163,9 +181,19 @@ impl HttpError {
             HttpError::TooLarge { .. } => "this is far larger than the list should be; raise --max-size only if you trust the source".into(),
             HttpError::RetryTooLate { .. } => "try again later".into(),
             HttpError::CaFile { .. } | HttpError::CaFileEmpty { .. } => "--ca-file takes a PEM file with one or more certificates".into(),
+            HttpError::Request { source, .. } if error_chain_text(source).contains("refusing a redirect") => {
+                "the server redirects to plain http://; pass --allow-http only if you trust the network path".into()
+            }
             HttpError::Request { .. } | HttpError::Client(_) => return None,
         })
     }
+}
+
+/// A certificate that does not verify: retrying cannot help, and the hint is --ca-file.
+fn is_certificate_error(chain: &str) -> bool {
+    chain.contains("certificate")
+        || chain.contains("UnknownIssuer")
+        || chain.contains("NotValidForName")
 }
 
 fn error_chain_text(e: &dyn std::error::Error) -> String {
@@ -178,10 +206,18 @@ fn error_chain_text(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// A configured client; build once, use for the page and the CSV.
+/// A configured client; build once, use for the page and the CSV. Its run's deadline starts when it is
+/// built.
 pub struct HttpClient {
     client: Client,
     opts: HttpOptions,
+    run_deadline: Instant,
+}
+
+/// What one attempt got, on the worker thread that made it.
+enum Attempt {
+    Sent(Result<Response, reqwest::Error>),
+    Read(StatusCode, Result<Download, HttpError>),
 }
 
 impl HttpClient {
@@ -194,7 +230,7 @@ impl HttpClient {
                 && !(allow_http && attempt.url().scheme() == "http")
             {
                 let msg = format!(
-                    "refusing a redirect to {} (only https is followed)",
+                    "refusing a redirect to {} (only https is followed; --allow-http allows http://)",
                     attempt.url()
                 );
                 attempt.error(msg)
@@ -228,6 +264,7 @@ impl HttpClient {
         Ok(HttpClient {
             client,
             opts: opts.clone(),
+            run_deadline: Instant::now() + opts.run_timeout,
         })
     }
 
@@ -260,139 +297,203 @@ impl HttpClient {
                 }
             }
             log(format!("GET {shown} (try {attempt} of {tries})"));
-            let wait = match req.send() {
-                Err(e) if e.is_timeout() => {
-                    if last {
-                        return Err(HttpError::Timeout {
-                            url: shown,
-                            secs: self.opts.timeout.as_secs(),
-                            tries: attempt,
-                        });
+            let left = self.run_deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(self.run_timeout(&shown));
+            }
+            // The request runs on a worker thread so that its deadline holds however the server
+            // behaves: reqwest's own timeout restarts with every read, and a body sent at one byte
+            // a second never trips it. A worker given up on ends with the process.
+            let budget = self.opts.timeout.min(left);
+            let (tx, rx) = std::sync::mpsc::channel();
+            {
+                let (limit, shown) = (self.opts.max_bytes, shown.clone());
+                let secs = self.opts.timeout.as_secs();
+                std::thread::spawn(move || {
+                    let got = match req.send() {
+                        Ok(resp) if resp.status().is_success() => {
+                            let status = resp.status();
+                            Attempt::Read(status, read_body(resp, &shown, limit, secs))
+                        }
+                        other => Attempt::Sent(other),
+                    };
+                    let _ = tx.send(got);
+                });
+            }
+            let sent = match rx.recv_timeout(budget) {
+                Ok(Attempt::Read(status, body)) => {
+                    log(format!("{shown} answered {status}"));
+                    match body {
+                        Ok(d) => return Ok(Got::Body(d)),
+                        Err(HttpError::Body { source, .. }) if !last => {
+                            log(format!("{shown}: download cut short ({source})"));
+                            None
+                        }
+                        Err(HttpError::Body { source, url, .. }) => {
+                            return Err(HttpError::Body {
+                                url,
+                                tries: attempt,
+                                source,
+                            })
+                        }
+                        Err(HttpError::Timeout { .. }) if !last => None,
+                        Err(HttpError::Timeout { url, secs, .. }) => {
+                            return Err(HttpError::Timeout {
+                                url,
+                                secs,
+                                tries: attempt,
+                            })
+                        }
+                        Err(e) => return Err(e),
                     }
+                }
+                Ok(Attempt::Sent(sent)) => Some(sent),
+                Err(_) if budget < self.opts.timeout => return Err(self.run_timeout(&shown)),
+                Err(_) if !last => {
+                    log(format!(
+                        "{shown}: no complete answer within {} s",
+                        budget.as_secs()
+                    ));
                     None
                 }
-                Err(e) if e.is_connect() => {
-                    if last {
-                        return Err(HttpError::Connect {
-                            url: shown,
-                            tries: attempt,
-                            source: e,
-                        });
-                    }
-                    None
-                }
-                Err(e) => {
-                    return Err(HttpError::Request {
+                Err(_) => {
+                    return Err(HttpError::Timeout {
                         url: shown,
-                        source: e,
+                        secs: self.opts.timeout.as_secs(),
+                        tries: attempt,
                     })
                 }
-                Ok(resp) => {
-                    let status = resp.status();
-                    log(format!("{shown} answered {status}"));
-                    if status == StatusCode::NOT_MODIFIED {
-                        return Ok(Got::NotModified);
+            };
+            let wait = match sent {
+                None => None,
+                Some(sent) => match sent {
+                    Err(e) if e.is_timeout() => {
+                        if last {
+                            return Err(HttpError::Timeout {
+                                url: shown,
+                                secs: self.opts.timeout.as_secs(),
+                                tries: attempt,
+                            });
+                        }
+                        None
                     }
-                    if status.is_success() {
-                        match self.read_body(resp, &shown) {
-                            Ok(d) => return Ok(Got::Body(d)),
-                            Err(HttpError::Body { source, .. }) if !last => {
-                                log(format!("{shown}: download cut short ({source})"));
-                                None
-                            }
-                            Err(HttpError::Body { source, url, .. }) => {
-                                return Err(HttpError::Body {
-                                    url,
-                                    tries: attempt,
-                                    source,
-                                })
-                            }
-                            Err(e) => return Err(e),
+                    Err(e) if e.is_connect() => {
+                        if last || is_certificate_error(&error_chain_text(&e)) {
+                            return Err(HttpError::Connect {
+                                url: shown,
+                                tries: attempt,
+                                source: e,
+                            });
                         }
-                    } else if (status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS)
-                        && !last
-                    {
-                        let asked = retry_after(resp.headers());
-                        if let Some(secs) = asked {
-                            if secs > self.opts.max_retry_wait.as_secs() {
-                                return Err(HttpError::RetryTooLate {
-                                    url: shown,
-                                    secs,
-                                    max: self.opts.max_retry_wait.as_secs(),
-                                });
-                            }
-                        }
-                        asked.map(Duration::from_secs)
-                    } else {
-                        return Err(HttpError::Status {
+                        None
+                    }
+                    Err(e) => {
+                        return Err(HttpError::Request {
                             url: shown,
-                            status: status.as_u16(),
-                            tries: attempt,
-                        });
+                            source: e,
+                        })
                     }
-                }
+                    Ok(resp) => {
+                        let status = resp.status();
+                        log(format!("{shown} answered {status}"));
+                        if status == StatusCode::NOT_MODIFIED {
+                            return Ok(Got::NotModified);
+                        }
+                        if (status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS)
+                            && !last
+                        {
+                            let asked = retry_after(resp.headers());
+                            if let Some(secs) = asked {
+                                if secs > self.opts.max_retry_wait.as_secs() {
+                                    return Err(HttpError::RetryTooLate {
+                                        url: shown,
+                                        secs,
+                                        max: self.opts.max_retry_wait.as_secs(),
+                                    });
+                                }
+                            }
+                            asked.map(Duration::from_secs)
+                        } else {
+                            return Err(HttpError::Status {
+                                url: shown,
+                                status: status.as_u16(),
+                                tries: attempt,
+                            });
+                        }
+                    }
+                },
             };
             let delay =
                 wait.unwrap_or_else(|| self.opts.backoff * 2u32.saturating_pow(attempt - 1));
+            if Instant::now() + delay >= self.run_deadline {
+                return Err(self.run_timeout(&shown));
+            }
             log(format!("retrying {shown} in {:.1} s", delay.as_secs_f64()));
             std::thread::sleep(delay);
         }
     }
 
-    fn read_body(&self, resp: Response, shown: &str) -> Result<Download, HttpError> {
-        let limit = self.opts.max_bytes;
-        if resp.content_length().is_some_and(|n| n > limit) {
-            return Err(HttpError::TooLarge {
-                url: shown.into(),
-                limit,
-            });
+    fn run_timeout(&self, shown: &str) -> HttpError {
+        HttpError::RunTimeout {
+            url: shown.into(),
+            secs: self.opts.run_timeout.as_secs(),
         }
-        let url = resp.url().clone();
-        let headers = resp.headers();
-        let header = |name| {
-            headers
-                .get(name)
-                .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let content_type = header(reqwest::header::CONTENT_TYPE);
-        let validators = Validators {
-            etag: header(ETAG),
-            last_modified: header(LAST_MODIFIED),
-        };
-        let mut body = Vec::new();
-        resp.take(limit + 1)
-            .read_to_end(&mut body)
-            .map_err(|source| {
-                if source.kind() == std::io::ErrorKind::TimedOut
-                    || error_chain_text(&source).contains("timed out")
-                {
-                    HttpError::Timeout {
-                        url: shown.into(),
-                        secs: self.opts.timeout.as_secs(),
-                        tries: 1,
-                    }
-                } else {
-                    HttpError::Body {
-                        url: shown.into(),
-                        tries: 1,
-                        source,
-                    }
-                }
-            })?;
-        if body.len() as u64 > limit {
-            return Err(HttpError::TooLarge {
-                url: shown.into(),
-                limit,
-            });
-        }
-        Ok(Download {
-            body,
-            url,
-            content_type,
-            validators,
-        })
     }
+}
+
+/// Reads the body (on the request's worker thread), refusing more than `limit` bytes.
+fn read_body(resp: Response, shown: &str, limit: u64, secs: u64) -> Result<Download, HttpError> {
+    if resp.content_length().is_some_and(|n| n > limit) {
+        return Err(HttpError::TooLarge {
+            url: shown.into(),
+            limit,
+        });
+    }
+    let url = resp.url().clone();
+    let headers = resp.headers();
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let content_type = header(reqwest::header::CONTENT_TYPE);
+    let validators = Validators {
+        etag: header(ETAG),
+        last_modified: header(LAST_MODIFIED),
+    };
+    let mut body = Vec::new();
+    resp.take(limit + 1)
+        .read_to_end(&mut body)
+        .map_err(|source| {
+            if source.kind() == std::io::ErrorKind::TimedOut
+                || error_chain_text(&source).contains("timed out")
+            {
+                HttpError::Timeout {
+                    url: shown.into(),
+                    secs,
+                    tries: 1,
+                }
+            } else {
+                HttpError::Body {
+                    url: shown.into(),
+                    tries: 1,
+                    source,
+                }
+            }
+        })?;
+    if body.len() as u64 > limit {
+        return Err(HttpError::TooLarge {
+            url: shown.into(),
+            limit,
+        });
+    }
+    Ok(Download {
+        body,
+        url,
+        content_type,
+        validators,
+    })
 }
 
 /// `Retry-After` as seconds (a number, or an HTTP date from now).
@@ -404,6 +505,35 @@ fn retry_after(headers: &HeaderMap) -> Option<u64> {
     let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
     let secs = (when.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_seconds();
     Some(secs.max(0) as u64)
+}
+
+/// `8388608`, `8MiB`, `512KiB`, `10MB`: a size in bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t.trim_end_matches(|c: char| c.is_ascii_alphabetic()).trim();
+    let unit = t[digits.len()..].trim();
+    let factor: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        _ => {
+            return Err(format!(
+                "`{unit}` is not a size unit (use B, KiB, MiB, GiB, KB, MB or GB)"
+            ))
+        }
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size like 8388608 or 8MiB"))?;
+    match n.checked_mul(factor) {
+        Some(0) => Err("must be at least 1 byte".into()),
+        Some(v) => Ok(v),
+        None => Err(format!("`{s}` is too large")),
+    }
 }
 
 #[cfg(test)]

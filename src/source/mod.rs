@@ -188,6 +188,8 @@ pub enum FetchError {
     UnexpectedNotModified { url: String },
     #[error("the list from {from} holds no domains")]
     Empty { from: String },
+    #[error("the saved page links `{link}`, which is not in the page's directory `{dir}`")]
+    OutsidePage { link: String, dir: String },
 }
 
 impl FetchError {
@@ -202,6 +204,7 @@ impl FetchError {
             FetchError::Layout { source, .. } => source.hint().into(),
             FetchError::UnexpectedNotModified { .. } => "a proxy may be caching wrongly; try again".into(),
             FetchError::Empty { .. } => "the warnings above say why rows were left out; pass --allow-empty if an empty list is really meant".into(),
+            FetchError::OutsidePage { .. } => "a saved page's links are read only inside its own directory: save the CSV beside the page, or pass it with --source FILE".into(),
         })
     }
 }
@@ -355,6 +358,26 @@ pub fn fetch_since(
     }
 }
 
+/// A file linked from a saved page, written the way the page's path was given (`examples/tls.html` →
+/// `examples/liste.csv`, not an absolute path), so headers and state say both the same way and a
+/// mail-config repository renders the same bytes wherever it is checked out.
+fn as_given_beside(page: &Location, link: Location) -> Location {
+    let (Location::File(page), Location::File(abs)) = (page, &link) else {
+        return link;
+    };
+    let given_dir = page.parent().unwrap_or(std::path::Path::new(""));
+    let Some(abs_dir) = std::path::absolute(page)
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.to_path_buf()))
+    else {
+        return link;
+    };
+    match abs.strip_prefix(&abs_dir) {
+        Ok(rest) => Location::File(given_dir.join(rest)),
+        Err(_) => link,
+    }
+}
+
 /// The page a CSV link was found on.
 struct PageFound {
     location: Location,
@@ -463,7 +486,14 @@ impl<'a> Run<'a> {
                 "the list's link: {}",
                 sanitize::for_terminal(link.as_str())
             ));
-            return self.read_csv(Location::from_url(link), found);
+            let link = match (&found.location, Location::from_url(link)) {
+                (Location::File(page), Location::File(target)) => {
+                    Location::File(inside_page_dir(page, &target)?)
+                }
+                (_, other) => other,
+            };
+            let csv = as_given_beside(&found.location, link);
+            return self.read_csv(csv, found);
         }
         let Some(rows) = scan.table else {
             return Err(FetchError::NoList {
@@ -474,9 +504,11 @@ impl<'a> Run<'a> {
             "no CSV link; reading the table on the page ({} rows)",
             rows.len()
         ));
-        let list = list::build(&rows, &self.opts.parse).map_err(|source| FetchError::Layout {
-            what: found.location.to_string(),
-            source,
+        let list = list::build_noting(&rows, &self.opts.parse, self.log).map_err(|source| {
+            FetchError::Layout {
+                what: found.location.to_string(),
+                source,
+            }
         })?;
         Ok(Fetch::Fresh(Box::new(Fetched {
             provenance: Provenance {
@@ -534,6 +566,7 @@ impl<'a> Run<'a> {
             validators,
             self.fetched_at,
             self.opts,
+            self.log,
         )
         .map(|f| Fetch::Fresh(Box::new(f)))
     }
@@ -582,13 +615,24 @@ fn from_csv(
     mut validators: SourceValidators,
     fetched_at: DateTime<Utc>,
     opts: &FetchOptions,
+    log: &dyn Fn(String),
 ) -> Result<Fetched, FetchError> {
     let decoded = csv::decode(&loaded.bytes);
     let (delimiter, rows) = csv::records(&decoded.text);
-    let list = list::build(&rows, &opts.parse).map_err(|source| FetchError::Layout {
-        what: loaded.location.to_string(),
-        source,
-    })?;
+    log(format!(
+        "read as {}, separated by {}",
+        decoded.encoding,
+        if delimiter == b'\t' {
+            "tabs".to_string()
+        } else {
+            format!("`{}`", delimiter as char)
+        }
+    ));
+    let list =
+        list::build_noting(&rows, &opts.parse, log).map_err(|source| FetchError::Layout {
+            what: loaded.location.to_string(),
+            source,
+        })?;
     validators.csv = loaded.validators;
     let delimiter_name = match delimiter {
         b'\t' => "tab".to_string(),
@@ -610,6 +654,40 @@ fn from_csv(
             rows.len()
         ),
     })
+}
+
+/// A saved page's link to a file, kept inside the page's directory: a link there is used as it is; a
+/// root-relative one (`/media/…/liste.csv`, as the published page has) is looked for under the page's
+/// directory, then by its file name beside the page (where a browser saves it). Anything else — `/etc/passwd`,
+/// `../../secret` — is refused: a page must not make bits-tls read files it was not given.
+fn inside_page_dir(
+    page: &std::path::Path,
+    target: &std::path::Path,
+) -> Result<PathBuf, FetchError> {
+    let dir = std::path::absolute(page)
+        .ok()
+        .and_then(|p| p.parent().map(std::path::Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."));
+    let canon_dir = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone());
+    let inside = |p: &std::path::Path| {
+        std::fs::canonicalize(p).is_ok_and(|c| c.starts_with(&canon_dir) && c.is_file())
+    };
+    let under_dir = dir.join(target.strip_prefix("/").unwrap_or(target));
+    let beside = target.file_name().map(|n| dir.join(n));
+    let lexically_inside = target.starts_with(&dir);
+    let candidates = [
+        lexically_inside.then(|| target.to_path_buf()),
+        Some(under_dir),
+        beside,
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|c| inside(c))
+        .ok_or_else(|| FetchError::OutsidePage {
+            link: sanitize::for_terminal(&target.display().to_string()),
+            dir: sanitize::for_terminal(&dir.display().to_string()),
+        })
 }
 
 /// The digest input for an inline table: cells joined by tabs, rows by newlines.

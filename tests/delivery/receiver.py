@@ -11,8 +11,9 @@ Modes:
   cbc12   offers STARTTLS, but only TLS 1.2 with CBC suites (compliant; rustls cannot talk to it)
   greylist  answers the connection with 421 (temporarily refused) and closes it
 CERT may hold the chain after the server's certificate (or leave out the intermediate, on purpose).
-Every server offers SMTPUTF8. Messages are recorded with their text, so a delay notice can be read.
-It prints "ready" once it listens, and runs until killed. With --many FILE, one process runs every
+Every server offers SMTPUTF8. Messages are recorded with their text, so a delay notice can be read, and
+each message event also carries the client's HELO/EHLO name, the envelope sender and the DKIM-Signature
+header (unfolded; null when absent). It prints "ready" once it listens, and runs until killed. With --many FILE, one process runs every
 server the file lists (each on its own address).
 """
 import argparse
@@ -107,6 +108,7 @@ def session(conn, context, name, record):
     stream = conn
     encrypted, version = False, None
     rcpts = []
+    helo, mail_from = None, None
     reader = stream.makefile("rb")
 
     def send(line):
@@ -122,6 +124,7 @@ def session(conn, context, name, record):
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             verb = line.split(" ", 1)[0].upper()
             if verb in ("EHLO", "HELO"):
+                helo = line.split(" ", 1)[1].strip() if " " in line else ""
                 send(f"250-mx.{name}.test")
                 if context is not None and not encrypted:
                     send("250-STARTTLS")
@@ -142,6 +145,8 @@ def session(conn, context, name, record):
             elif verb in ("MAIL", "RSET", "NOOP"):
                 if verb != "NOOP":
                     rcpts = []
+                if verb == "MAIL":
+                    mail_from = line.split(":", 1)[-1].strip().split(" ")[0].strip("<>")
                 send("250 ok")
             elif verb == "DATA":
                 send("354 go ahead")
@@ -153,7 +158,8 @@ def session(conn, context, name, record):
                     body.append(raw)
                 text = b"".join(body).decode("utf-8", "replace")
                 record({"event": "message", "encrypted": encrypted, "tls_version": version,
-                        "rcpt": rcpts, "bytes": sum(len(b) for b in body), "text": text[:20000]})
+                        "rcpt": rcpts, "bytes": sum(len(b) for b in body), "text": text[:20000],
+                        "helo": helo, "mail_from": mail_from, "dkim_signature": dkim_signature(body)})
                 send("250 accepted")
             elif verb == "QUIT":
                 send("221 bye")
@@ -167,6 +173,23 @@ def session(conn, context, name, record):
             stream.close()
         except OSError:
             pass
+
+
+def dkim_signature(body):
+    """The first DKIM-Signature header of a message (its lines as received), unfolded, or None."""
+    value = None
+    for raw in body:
+        line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        if line == "":
+            break
+        if value is not None:
+            if line[:1] in (" ", "\t"):
+                value += " " + line.strip()
+                continue
+            break
+        if line.lower().startswith("dkim-signature:"):
+            value = line.split(":", 1)[1].strip()
+    return value
 
 
 if __name__ == "__main__":

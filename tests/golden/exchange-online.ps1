@@ -17,6 +17,31 @@
 # Exchange Online never sends with TLS 1.0 or 1.1, so the TLS 1.2 floor holds without a setting.
 # Requirement 5.2.4 (refuse plaintext mail from listed senders) is off; turn on the inbound option to
 # add a partner inbound connector with RequireTls.
+#
+# Host names. Bits asks that the recipient's certificate is validated AND its host name checked.
+# TlsSettings CertificateValidation checks the chain and revocation, but no name (Microsoft documents it
+# so): any publicly trusted certificate for any name passes, so whoever can redirect a participant's MX
+# in DNS and holds such a certificate receives its mail. DomainValidation also checks the name, but
+# against one TlsDomain per connector (documented; without one, against the recipient domain, which
+# most MX certificates do not name).
+# Split by hosting (off; the microsoft365_split option turns it on): domains whose MX hosts are all
+# *.mail.protection.outlook.com would get their own connector(s) with DomainValidation against that name.
+#
+# Gateways. The outbound connectors route by MX (UseMXRecord). The script warns about connectors that
+# send mail through a gateway -- scoped by transport rules (IsTransportRuleScoped), routing all mail via
+# on-premises (RouteAllMessagesViaOnPremises), or with smart hosts for every domain -- since mail to the
+# listed domains may then leave past that gateway (its DLP, archiving), or go through the gateway
+# instead of these connectors. Which connector wins in such a mix is not documented by Microsoft; check
+# with Validate-OutboundConnector and a message trace.
+#
+# Only connectors whose Comment carries the bits-tls mark are changed or removed: an admin's own
+# connector with a similar name is never touched, and one with the same name stops the script.
+#
+# Documented by Microsoft (New-/Set-/Remove-OutboundConnector, New-/Set-/Remove-InboundConnector
+# reference): the parameters used here, what each TlsSettings value checks, that TlsDomain accepts
+# *.domain. Not documented, or unconfirmed: the recipient-domain ceiling, whether *.domain in
+# RecipientDomains also covers domain itself, and connector precedence next to transport-rule-scoped
+# connectors.
 
 [CmdletBinding(SupportsShouldProcess = $true)]
 param()
@@ -25,8 +50,13 @@ Set-StrictMode -Version 2.0
 $ErrorActionPreference = 'Stop'
 
 $Prefix = 'Bits forced TLS'
+$Microsoft365Prefix = 'Bits forced TLS M365'
 $TlsSettings = 'CertificateValidation'
 $TlsDomain = $null
+$Microsoft365Split = $false
+
+$MaxDomains = 1000
+$Mark = 'bits-tls: created and kept in step by bits-tls from the Bits list (https://bits.no/tls)'
 $Outbound = [ordered]@{
     'Bits forced TLS' = @(
         'bits.no'
@@ -47,30 +77,107 @@ $Outbound = [ordered]@{
     )
 }
 
-# A connector of ours: the plain name, or the name with a number (from an earlier, split list).
-function Test-OwnName([string]$Name, [string]$Base) {
-    return ($Name -eq $Base) -or ($Name -match ('^' + [regex]::Escape($Base) + ' [0-9]+$'))
+# A connector this script created: its Comment carries the mark.
+function Test-Marked($Connector) {
+    return ([string]$Connector.Comment).StartsWith($Mark)
 }
 
-foreach ($name in $Outbound.Keys) {
-    $settings = @{
-        RecipientDomains = $Outbound[$name]
-        UseMXRecord      = $true
-        TlsSettings      = $TlsSettings
+# One of our names: the plain name, or with M365 and/or a number (from a split list).
+function Test-OwnName([string]$Name, [string]$Base) {
+    return $Name -match ('^' + [regex]::Escape($Base) + '( M365)?( [0-9]+)?$')
+}
+
+# Whether every MX host of a domain is at Microsoft 365 (*.mail.protection.outlook.com).
+function Test-Microsoft365Mx([string]$Domain) {
+    $bare = $Domain
+    if ($bare.StartsWith('*.')) {
+        $bare = $bare.Substring(2)
     }
-    if ($null -ne $TlsDomain) {
-        $settings['TlsDomain'] = $TlsDomain
+    try {
+        $mx = @(Resolve-DnsName -Name $bare -Type MX -DnsOnly -ErrorAction Stop | Where-Object { $_.Type -eq 'MX' } | ForEach-Object { ([string]$_.NameExchange).TrimEnd('.').ToLowerInvariant() })
+    } catch {
+        Write-Warning ('No MX records for {0} ({1}); it stays with {2}.' -f $bare, $_.Exception.Message, $TlsSettings)
+        return $false
     }
-    $existing = Get-OutboundConnector -Identity $name -ErrorAction SilentlyContinue
-    if ($null -eq $existing) {
-        if ($PSCmdlet.ShouldProcess($name, ('Create an outbound connector for {0} domains' -f $Outbound[$name].Count))) {
-            New-OutboundConnector -Name $name -ConnectorType Partner @settings
-        }
-    } elseif ($PSCmdlet.ShouldProcess($name, ('Set {0} recipient domains and the TLS settings' -f $Outbound[$name].Count))) {
-        Set-OutboundConnector -Identity $name @settings
+    $elsewhere = @($mx | Where-Object { -not $_.EndsWith('.mail.protection.outlook.com') })
+    return ($mx.Count -gt 0) -and ($elsewhere.Count -eq 0)
+}
+
+# The connector's settings: ours are marked; an unmarked one of the same name stops the script.
+function Assert-Ours($Existing, [string]$Name, [string]$Kind) {
+    if ($null -ne $Existing -and -not (Test-Marked $Existing)) {
+        throw ('An {0} connector named {1} exists but was not created by this script (its Comment lacks the bits-tls mark). If bits-tls created it before the mark existed, run: Set-{0}Connector -Identity ''{1}'' -Comment ''{2}''. Otherwise choose another connector name.' -f $Kind, $Name, $Mark)
     }
 }
-foreach ($old in @(Get-OutboundConnector | Where-Object { (Test-OwnName $_.Name $Prefix) -and -not $Outbound.Contains($_.Name) })) {
+
+# Gateways: connectors that send mail through something else than MX routing.
+foreach ($c in @(Get-OutboundConnector | Where-Object { $_.Enabled -and -not (Test-Marked $_) })) {
+    if ($c.IsTransportRuleScoped) {
+        Write-Warning ('Outbound connector {0} is scoped by transport rules: if a rule sends mail through a gateway with it, mail to the listed domains may leave by MX past that gateway, or take the gateway instead of the forced-TLS connectors. Check the mail flow for a listed domain.' -f $c.Name)
+    }
+    if ($c.RouteAllMessagesViaOnPremises) {
+        Write-Warning ('Outbound connector {0} routes all mail via on-premises servers: mail to the listed domains will now leave from Exchange Online directly.' -f $c.Name)
+    }
+    if ($c.SmartHosts -and (@($c.RecipientDomains) -contains '*')) {
+        Write-Warning ('Outbound connector {0} sends mail for every domain through smart hosts: mail to the listed domains will now leave by MX past them.' -f $c.Name)
+    }
+}
+
+# Domains hosted at Microsoft 365 move to connectors of their own, split at the same size.
+$Microsoft365 = [ordered]@{}
+if ($Microsoft365Split) {
+    $hostedDomains = @()
+    foreach ($name in @($Outbound.Keys)) {
+        $here = @($Outbound[$name] | Where-Object { Test-Microsoft365Mx $_ })
+        $hostedDomains += $here
+        $Outbound[$name] = @($Outbound[$name] | Where-Object { $here -notcontains $_ })
+    }
+    $parts = [math]::Ceiling($hostedDomains.Count / $MaxDomains)
+    for ($i = 0; $i -lt $parts; $i++) {
+        $name = $Microsoft365Prefix
+        if ($parts -gt 1) {
+            $name = '{0} {1}' -f $Microsoft365Prefix, ($i + 1)
+        }
+        $Microsoft365[$name] = @($hostedDomains | Select-Object -Skip ($i * $MaxDomains) -First $MaxDomains)
+    }
+}
+
+$wanted = @()
+foreach ($hosted in @($false, $true)) {
+    $group = $Outbound
+    if ($hosted) {
+        $group = $Microsoft365
+    }
+    foreach ($name in @($group.Keys)) {
+        $domains = @($group[$name])
+        if ($domains.Count -eq 0) {
+            continue
+        }
+        $wanted += $name
+        $settings = @{
+            RecipientDomains = $domains
+            UseMXRecord      = $true
+            TlsSettings      = $TlsSettings
+            Comment          = $Mark
+        }
+        if ($hosted) {
+            $settings['TlsSettings'] = 'DomainValidation'
+            $settings['TlsDomain'] = '*.mail.protection.outlook.com'
+        } elseif ($null -ne $TlsDomain) {
+            $settings['TlsDomain'] = $TlsDomain
+        }
+        $existing = Get-OutboundConnector -Identity $name -ErrorAction SilentlyContinue
+        Assert-Ours $existing $name 'Outbound'
+        if ($null -eq $existing) {
+            if ($PSCmdlet.ShouldProcess($name, ('Create an outbound connector for {0} domains' -f $domains.Count))) {
+                New-OutboundConnector -Name $name -ConnectorType Partner @settings
+            }
+        } elseif ($PSCmdlet.ShouldProcess($name, ('Set {0} recipient domains and the TLS settings' -f $domains.Count))) {
+            Set-OutboundConnector -Identity $name @settings
+        }
+    }
+}
+foreach ($old in @(Get-OutboundConnector | Where-Object { (Test-OwnName $_.Name $Prefix) -and (Test-Marked $_) -and ($wanted -notcontains $_.Name) })) {
     if ($PSCmdlet.ShouldProcess($old.Name, 'Remove the outbound connector left over from a longer list')) {
         Remove-OutboundConnector -Identity $old.Name -Confirm:$false
     }

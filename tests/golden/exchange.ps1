@@ -10,28 +10,59 @@
 #   .\bits-tls-exchange.ps1 -WhatIf     shows what would change
 #   .\bits-tls-exchange.ps1             creates the connector, or sets its address spaces to exactly
 #                                       this list (running it again changes nothing)
+#   -Fqdn NAME                          the name the connector greets with (EHLO); see 3.
+#   -Topology Direct                    mail to the listed domains may leave from these servers; see 2.
 #
-# What this script cannot do, because Exchange has no per-connector setting for it:
-#   - TLS 1.2 minimum: the protocol floor is server-wide (SChannel). Disable TLS 1.0 and 1.1 on every
-#     transport server and keep it so; this script can only remind you.
-#   - Requirement 5.2.4 (refuse plaintext mail from listed senders): no native rule by sender domain was
-#     found for Exchange Server (unconfirmed), so none is created. Exchange Online has one
-#     (bits-tls render exchange-online with the inbound option).
-#   - Whether CertificateValidation also checks the MX host name is unconfirmed in Microsoft's
-#     documentation. DomainValidation with a TlsDomain checks the name, but fails for every domain
-#     whose certificate names another host (e.g. domains hosted at Microsoft 365).
+# 1. Host names. Bits asks that the recipient's certificate is validated AND its host name checked.
+#    Neither Exchange setting is exactly that. CertificateValidation checks the chain and revocation,
+#    but no name (Microsoft documents it so): any publicly trusted certificate for any name passes, so
+#    whoever can redirect a participant's MX in DNS and holds such a certificate receives its mail.
+#    DomainValidation also checks the name, but against one TlsDomain for the whole connector
+#    (documented), which no list of many organisations shares.
+#    Split by hosting (off; the microsoft365_split option turns it on): domains whose MX hosts are all
+#    *.mail.protection.outlook.com would get a second connector with DomainValidation against that name.
+# 2. Topology. The connector routes by DNS (DNSRoutingEnabled). Where mail must leave through a smart
+#    host, an Edge Transport server or a filtering gateway, a DNS-routed connector sends mail to the
+#    listed domains past it: blocked at the firewall it waits for days, allowed it skips the gateway's
+#    DLP and archiving. So the script stops when a send connector uses smart hosts or an Edge
+#    subscription exists, unless -Topology Direct says that mail to the listed domains may leave from
+#    these servers. With a gateway, force TLS on the gateway instead (bits-tls has Postfix and Exim).
+# 3. Greeting name. Without -Fqdn a new connector greets with the transport server's own (internal) name.
+#    The script copies the Fqdn of the Internet send connector (address space *), and says so.
+# 4. TLS 1.2 minimum: there is no per-connector setting; the protocol floor is server-wide (SChannel).
+#    Disable TLS 1.0 and 1.1 on every transport server and keep it so; this script can only remind you.
+# 5. Requirement 5.2.4 (refuse plaintext mail from listed senders): no native rule by sender domain was
+#    found for Exchange Server (unconfirmed), so none is created. Exchange Online has one
+#    (bits-tls render exchange-online with the inbound option).
+# 6. Only connectors whose Comment carries the bits-tls mark are changed or removed. The connector is
+#    created with -Usage Custom: Partner is documented as meant for domain-secured mail
+#    (TLSSendDomainSecureList), which this is not.
 # A message that cannot be sent over TLS waits in the queue; the sender gets a bounce when
 # MessageExpirationTimeout (default 2 days) runs out.
+#
+# Documented by Microsoft (New-SendConnector, Set-SendConnector, Get-EdgeSubscription reference): the
+# parameters used here, what CertificateValidation and DomainValidation check, that TlsDomain accepts
+# *.domain, that a connector without Fqdn uses the server's name, the Usage types. Not documented, or
+# unconfirmed: how Exchange chooses between this connector and a smart-host connector with the same
+# address space (hence the stop), and whether the list's size meets a limit.
 
 [CmdletBinding(SupportsShouldProcess = $true)]
-param()
+param(
+    [string]$Fqdn = '',
+    [ValidateSet('Detect', 'Direct')]
+    [string]$Topology = 'Detect'
+)
 
 Set-StrictMode -Version 2.0
 $ErrorActionPreference = 'Stop'
 
 $ConnectorName = 'Bits forced TLS'
+$Microsoft365Name = 'Bits forced TLS M365'
 $TlsAuthLevel = 'CertificateValidation'
 $TlsDomain = $null
+$Microsoft365Split = $false
+
+$Mark = 'bits-tls: created and kept in step by bits-tls from the Bits list (https://bits.no/tls)'
 $SourceTransportServers = @(
 )
 $AddressSpaces = @(
@@ -52,43 +83,119 @@ $AddressSpaces = @(
     'xn--blbrbank-b0al.no'
 )
 
-$wanted = @($AddressSpaces | ForEach-Object { $_.ToLowerInvariant() })
+# A connector this script created: its Comment carries the mark.
+function Test-Marked($Connector) {
+    return ([string]$Connector.Comment).StartsWith($Mark)
+}
 
-# Another connector with one of these address spaces can still be chosen for it (same address space,
-# lower cost): warn, so the overlap is resolved by hand.
-foreach ($other in @(Get-SendConnector | Where-Object { $_.Name -ne $ConnectorName })) {
-    foreach ($space in @($other.AddressSpaces)) {
-        $address = ([string]$space.Address).ToLowerInvariant()
-        if ($wanted -contains $address) {
-            Write-Warning ("Send connector '{0}' also has the address space '{1}' and may be used instead of '{2}'." -f $other.Name, $address, $ConnectorName)
+# Whether every MX host of a domain is at Microsoft 365 (*.mail.protection.outlook.com).
+function Test-Microsoft365Mx([string]$Domain) {
+    $bare = $Domain
+    if ($bare.StartsWith('*.')) {
+        $bare = $bare.Substring(2)
+    }
+    try {
+        $mx = @(Resolve-DnsName -Name $bare -Type MX -DnsOnly -ErrorAction Stop | Where-Object { $_.Type -eq 'MX' } | ForEach-Object { ([string]$_.NameExchange).TrimEnd('.').ToLowerInvariant() })
+    } catch {
+        Write-Warning ('No MX records for {0} ({1}); it stays with CertificateValidation.' -f $bare, $_.Exception.Message)
+        return $false
+    }
+    $elsewhere = @($mx | Where-Object { -not $_.EndsWith('.mail.protection.outlook.com') })
+    return ($mx.Count -gt 0) -and ($elsewhere.Count -eq 0)
+}
+
+$connectors = @(Get-SendConnector)
+
+# 2. Topology: a smart host or an Edge subscription means mail is meant to leave through a gateway.
+if ($Topology -eq 'Detect') {
+    $gateways = @($connectors | Where-Object { $_.Enabled -and $_.SmartHosts -and -not (Test-Marked $_) } | ForEach-Object { [string]$_.Name })
+    $edge = @(Get-EdgeSubscription | ForEach-Object { [string]$_.Name })
+    if ($gateways.Count -gt 0 -or $edge.Count -gt 0) {
+        throw ('Mail leaves this organisation through a gateway (send connectors with smart hosts: {0}; Edge subscriptions: {1}). A DNS-routed connector would send mail to the Bits domains past it. Force TLS on the gateway instead, or run again with -Topology Direct if mail to the listed domains may leave from these servers directly.' -f ($gateways -join ', '), ($edge -join ', '))
+    }
+}
+
+# 3. Greeting name: the Internet send connector's, unless given.
+if ([string]::IsNullOrEmpty($Fqdn)) {
+    $internet = @($connectors | Where-Object { $_.Enabled -and -not (Test-Marked $_) -and (@($_.AddressSpaces | Where-Object { ([string]$_.Address) -eq '*' }).Count -gt 0) })
+    $names = @($internet | ForEach-Object { [string]$_.Fqdn } | Sort-Object -Unique)
+    if ($internet.Count -eq 0 -or $names.Count -ne 1) {
+        throw ('Cannot tell which name the connector should greet with: {0} Internet send connectors (address space *) with the Fqdn values [{1}]. Run again with -Fqdn and the public name of your mail servers.' -f $internet.Count, ($names -join ', '))
+    }
+    $Fqdn = $names[0]
+    if ([string]::IsNullOrEmpty($Fqdn)) {
+        Write-Warning ('The Internet send connector {0} sets no Fqdn either: both greet with the transport server''s own name. Pass -Fqdn to choose a public one.' -f $internet[0].Name)
+    } else {
+        Write-Warning ('Fqdn {0} copied from the Internet send connector {1}; pass -Fqdn to choose another.' -f $Fqdn, $internet[0].Name)
+    }
+}
+
+# 1. Which address spaces go to which connector.
+$groups = [ordered]@{}
+if ($Microsoft365Split) {
+    $hosted = @($AddressSpaces | Where-Object { Test-Microsoft365Mx $_ })
+    $groups[$ConnectorName] = @($AddressSpaces | Where-Object { $hosted -notcontains $_ })
+    $groups[$Microsoft365Name] = $hosted
+} else {
+    $groups[$ConnectorName] = $AddressSpaces
+}
+
+foreach ($name in @($groups.Keys)) {
+    $spaces = @($groups[$name])
+    $wanted = @($spaces | ForEach-Object { $_.ToLowerInvariant() })
+    $existing = @($connectors | Where-Object { $_.Name -eq $name })
+    if ($existing.Count -gt 0 -and -not (Test-Marked $existing[0])) {
+        throw ('A send connector named {0} exists but was not created by this script (its Comment lacks the bits-tls mark). If bits-tls created it before the mark existed, run: Set-SendConnector -Identity ''{0}'' -Comment ''{1}''. Otherwise choose another connector name.' -f $name, $Mark)
+    }
+    if ($spaces.Count -eq 0) {
+        if ($existing.Count -gt 0 -and $PSCmdlet.ShouldProcess($name, 'Remove the send connector: no listed domain belongs to it now')) {
+            Remove-SendConnector -Identity $name -Confirm:$false
+        }
+        continue
+    }
+
+    # Another connector with one of these address spaces can still be chosen for it (same address space,
+    # lower cost): warn, so the overlap is resolved by hand.
+    foreach ($other in @($connectors | Where-Object { -not (Test-Marked $_) })) {
+        foreach ($space in @($other.AddressSpaces)) {
+            $address = ([string]$space.Address).ToLowerInvariant()
+            if ($wanted -contains $address) {
+                Write-Warning ('Send connector {0} also has the address space {1} and may be used instead of {2}.' -f $other.Name, $address, $name)
+            }
         }
     }
-}
 
-$settings = @{
-    AddressSpaces     = $AddressSpaces
-    DNSRoutingEnabled = $true
-    RequireTLS        = $true
-    TlsAuthLevel      = $TlsAuthLevel
-}
-if ($null -ne $TlsDomain) {
-    $settings['TlsDomain'] = $TlsDomain
-}
-if ($SourceTransportServers.Count -gt 0) {
-    $settings['SourceTransportServers'] = $SourceTransportServers
-}
-
-$existing = Get-SendConnector -Identity $ConnectorName -ErrorAction SilentlyContinue
-if ($null -eq $existing) {
-    if ($PSCmdlet.ShouldProcess($ConnectorName, ('Create a send connector for {0} address spaces' -f $AddressSpaces.Count))) {
-        New-SendConnector -Name $ConnectorName -Usage Partner @settings
+    $settings = @{
+        AddressSpaces     = $spaces
+        DNSRoutingEnabled = $true
+        RequireTLS        = $true
+        TlsAuthLevel      = $TlsAuthLevel
+        Comment           = $Mark
     }
-} else {
-    $current = @($existing.AddressSpaces | ForEach-Object { ([string]$_.Address).ToLowerInvariant() })
-    $added = @($wanted | Where-Object { $current -notcontains $_ })
-    $removed = @($current | Where-Object { $wanted -notcontains $_ })
-    Write-Verbose ('{0}: {1} address spaces to add, {2} to remove' -f $ConnectorName, $added.Count, $removed.Count)
-    if ($PSCmdlet.ShouldProcess($ConnectorName, ('Set the address spaces ({0} added, {1} removed) and the TLS settings' -f $added.Count, $removed.Count))) {
-        Set-SendConnector -Identity $ConnectorName @settings
+    if ($name -eq $Microsoft365Name) {
+        $settings['TlsAuthLevel'] = 'DomainValidation'
+        $settings['TlsDomain'] = '*.mail.protection.outlook.com'
+    } elseif ($null -ne $TlsDomain) {
+        $settings['TlsDomain'] = $TlsDomain
+    }
+    if (-not [string]::IsNullOrEmpty($Fqdn)) {
+        $settings['Fqdn'] = $Fqdn
+    }
+    if ($SourceTransportServers.Count -gt 0) {
+        $settings['SourceTransportServers'] = $SourceTransportServers
+    }
+
+    if ($existing.Count -eq 0) {
+        if ($PSCmdlet.ShouldProcess($name, ('Create a send connector for {0} address spaces' -f $spaces.Count))) {
+            New-SendConnector -Name $name -Usage Custom @settings
+        }
+    } else {
+        $current = @($existing[0].AddressSpaces | ForEach-Object { ([string]$_.Address).ToLowerInvariant() })
+        $added = @($wanted | Where-Object { $current -notcontains $_ })
+        $removed = @($current | Where-Object { $wanted -notcontains $_ })
+        Write-Verbose ('{0}: {1} address spaces to add, {2} to remove' -f $name, $added.Count, $removed.Count)
+        if ($PSCmdlet.ShouldProcess($name, ('Set the address spaces ({0} added, {1} removed) and the TLS settings' -f $added.Count, $removed.Count))) {
+            Set-SendConnector -Identity $name @settings
+        }
     }
 }

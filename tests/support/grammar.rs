@@ -25,6 +25,15 @@ fn postfix_key_domain(key: &str) -> Option<String> {
     (d.utf8_key().as_deref() == Some(bare)).then(|| d.to_string())
 }
 
+/// Whether a target's output carries list data at all (the Exim configuration pieces do not: they read
+/// the exim-domains file).
+pub fn names_domains(target: &str) -> bool {
+    !matches!(
+        target,
+        "exim-config" | "exim-main" | "exim-acl" | "exim-router" | "exim-transport"
+    )
+}
+
 pub fn is_comment(line: &str) -> bool {
     line.trim_start().starts_with('#')
 }

@@ -2,9 +2,12 @@
 //! on 127.0.0.1 that serves scripted replies (and misbehaves on purpose) and records every request.
 #![allow(dead_code)]
 
+pub mod exim;
 pub mod grammar;
 pub mod mta;
+pub mod pki;
 pub mod probe_world;
+pub mod world;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -85,6 +88,8 @@ pub struct Reply {
     pub cut_after: Option<usize>,
     /// Leave out Content-Length (the body ends when the connection closes).
     pub no_length: bool,
+    /// Send the body one byte at a time with this pause between bytes.
+    pub trickle: Option<Duration>,
 }
 
 impl Reply {
@@ -96,6 +101,7 @@ impl Reply {
             delay: Duration::ZERO,
             cut_after: None,
             no_length: false,
+            trickle: None,
         }
     }
     pub fn ok(body: impl Into<Vec<u8>>) -> Reply {
@@ -123,6 +129,10 @@ impl Reply {
     }
     pub fn cut_after(mut self, n: usize) -> Reply {
         self.cut_after = Some(n);
+        self
+    }
+    pub fn trickle(mut self, pause: Duration) -> Reply {
+        self.trickle = Some(pause);
         self
     }
     pub fn no_length(mut self) -> Reply {
@@ -301,7 +311,23 @@ fn handle(mut stream: Box<dyn Stream>, routes: &Routes, seen: &Arc<Mutex<Vec<See
         Some(n) => &reply.body[..n.min(reply.body.len())],
         None => &reply.body[..],
     };
-    let _ = stream.write_all(body);
+    match reply.trickle {
+        Some(pause) => {
+            for b in body {
+                if stream
+                    .write_all(&[*b])
+                    .and_then(|()| stream.flush())
+                    .is_err()
+                {
+                    return;
+                }
+                thread::sleep(pause);
+            }
+        }
+        None => {
+            let _ = stream.write_all(body);
+        }
+    }
     let _ = stream.flush();
 }
 
@@ -316,36 +342,26 @@ pub struct TestPki {
 }
 
 impl TestPki {
+    /// The test CA ([`pki::Pki`]) and a certificate for `localhost` and 127.0.0.1.
     pub fn new() -> TestPki {
-        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "bits-tls test CA");
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::new(ca_params, ca_key);
-        let key = KeyPair::generate().unwrap();
-        let params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-        let cert = params.signed_by(&key, &issuer).unwrap();
+        let ca = pki::Pki::new();
+        let issued = ca.cert(&["localhost", "127.0.0.1"], false, false);
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let server = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
             .with_single_cert(
-                vec![cert.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+                vec![issued.cert_der.clone().into()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(issued.key_der.clone().into()),
             )
             .unwrap();
         TestPki {
-            ca_pem: ca_cert.pem(),
+            ca_pem: ca.ca_pem.clone(),
             server: Arc::new(server),
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            ca_der: ca_cert.der().to_vec(),
+            cert_pem: issued.cert_pem,
+            key_pem: issued.key_pem,
+            ca_der: ca.ca_der.clone(),
         }
     }
 
