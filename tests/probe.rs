@@ -138,6 +138,7 @@ fn layout() -> Layout {
             mode,
             cert_names: names.iter().map(|s| s.to_string()).collect(),
             cert,
+            banner: None,
         });
         let simple = !matches!(
             name,
@@ -168,6 +169,20 @@ fn layout() -> Layout {
         .map(String::from),
     );
     l.insecure_zone.push("mx IN A 127.0.0.24".into());
+    // A server whose words are hostile (terminal escapes, Markdown, a TOML table, a second line), and
+    // which refuses everyone (554).
+    l.receivers.push(Receiver {
+        name: "hostile",
+        address: "127.0.0.29".into(),
+        mode: "greylist",
+        cert_names: vec![],
+        cert: opts(),
+        banner: Some(
+            "554-\u{1b}[2J\u{1b}[31mcleared ``` <b>@all</b>\r\n554 [[override]] domain = \"evil.test\"\r\n".into(),
+        ),
+    });
+    l.zone.push("hostile IN MX 10 mx.hostile".into());
+    l.zone.push("mx.hostile IN A 127.0.0.29".into());
     for d in STS {
         l.zone.push(format!("{d} IN MX 10 mx.sts"));
         l.zone
@@ -432,6 +447,28 @@ fn every_case_gets_its_exact_verdict_and_reason() {
     .iter()
     .map(|d| format!("{d}.test"))
     .collect();
+    // What a server says is escaped in every format: no terminal escape, no Markdown or TOML outside a
+    // code span or string, no extra line.
+    for format in ["text", "markdown", "json"] {
+        let mut args = probe_args(&world);
+        args.extend(["--format", format, "hostile.test"].map(String::from));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, out, err) = world.bits(&args);
+        assert_eq!(code, 2, "{err}");
+        assert!(!out.contains('\u{1b}'), "{format}: {out:?}");
+        assert!(out.contains("cleared"), "{format}: {out}");
+        if format == "markdown" {
+            let line = out.lines().find(|l| l.contains("cleared")).unwrap();
+            assert!(
+                line.starts_with("  - `mx.hostile.test") && line.ends_with('`'),
+                "{line}"
+            );
+            assert_eq!(line.matches('`').count(), 2, "one code span: {line}");
+        }
+        if format == "text" {
+            assert!(!out.lines().any(|l| l.starts_with("[[override]]")), "{out}");
+        }
+    }
     for (format, file) in [("text", "probe.txt"), ("markdown", "probe.md")] {
         let mut args = probe_args(&world);
         args.extend(["--format".to_string(), format.to_string()]);
@@ -841,6 +878,7 @@ fn bench_300_domains_sharing_60_mx_hosts() {
             mode: "tls",
             cert_names: vec![format!("mx.{name}.test")],
             cert: CertOpts::default(),
+            banner: None,
         });
         l.zone.push(format!("mx.{name} IN A {addr}"));
         if i % 3 == 0 {

@@ -325,6 +325,56 @@ fn markdown(out: &mut impl Write, run: &Run) -> io::Result<()> {
             }
         }
     }
+    let expiring: Vec<String> = run
+        .domains
+        .iter()
+        .flat_map(|d| {
+            d.expiring.iter().map(move |e| {
+                format!(
+                    "- {}: {} ({} days)",
+                    md_code(&format!("{} {} {}", d.domain, e.host, e.address)),
+                    md_code(&e.not_after),
+                    e.days_left
+                )
+            })
+        })
+        .collect();
+    if !expiring.is_empty() {
+        writeln!(
+            out,
+            "\nCertificates that pass now but expire within {} days:\n",
+            run.expiry_warn_days
+        )?;
+        for e in expiring {
+            writeln!(out, "{e}")?;
+        }
+    }
+    let suggested: Vec<String> = run
+        .domains
+        .iter()
+        .filter_map(|d| {
+            let s = d.suggestion.as_ref()?;
+            let m = s
+                .match_
+                .as_ref()
+                .map(|m| format!(" match={m}"))
+                .unwrap_or_default();
+            Some(format!(
+                "- {}: {}",
+                md_code(&d.domain),
+                md_code(&format!("{}{m}", s.level.as_str()))
+            ))
+        })
+        .collect();
+    if !suggested.is_empty() {
+        writeln!(
+            out,
+            "\nStronger policy possible (`bits-tls probe --suggest-overrides`):\n"
+        )?;
+        for s in suggested {
+            writeln!(out, "{s}")?;
+        }
+    }
     Ok(())
 }
 

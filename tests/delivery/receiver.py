@@ -37,7 +37,7 @@ def main():
     ap.add_argument("--key")
     ap.add_argument("--log", required=True)
     # Many servers in one process (the probe test's world): a JSON list of objects with the keys
-    # address, name, mode and optionally port, cert, key.
+    # address, name, mode and optionally port, cert, key, banner (greylist: the reply to send).
     ap.add_argument("--many")
     args = ap.parse_args()
     lock = threading.Lock()
@@ -85,16 +85,18 @@ def listen(server, log, lock):
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((server["address"], server.get("port") or 25))
     listener.listen(64)
-    return listener, context, mode, name, record
+    # A greylist server's whole reply may be given (e.g. hostile text for the probe's escaping test).
+    banner = server.get("banner", "").encode()
+    return listener, context, mode, name, record, banner
 
 
-def serve(listener, context, mode, name, record):
+def serve(listener, context, mode, name, record, banner):
     while True:
         conn, _ = listener.accept()
         if mode == "greylist":
             record({"event": "connect"})
             try:
-                conn.sendall(b"421 4.7.0 mx." + name.encode() + b".test try again later\r\n")
+                conn.sendall(banner or (b"421 4.7.0 mx." + name.encode() + b".test try again later\r\n"))
             finally:
                 conn.close()
             continue

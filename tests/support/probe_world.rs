@@ -187,6 +187,8 @@ pub struct Receiver {
     /// Names in the certificate (none: no certificate).
     pub cert_names: Vec<String>,
     pub cert: CertOpts,
+    /// `greylist`: the whole reply it sends instead of its 421 (raw, CRLFs included).
+    pub banner: Option<String>,
 }
 
 /// The world's configuration: zone lines added to `test.` and `insecure.test.`, the receivers, the
@@ -291,6 +293,9 @@ impl ProbeWorld {
         for r in &layout.receivers {
             let mut server =
                 serde_json::json!({"address": r.address, "name": r.name, "mode": r.mode});
+            if let Some(b) = &r.banner {
+                server["banner"] = b.clone().into();
+            }
             if !r.cert_names.is_empty() {
                 let names: Vec<&str> = r.cert_names.iter().map(String::as_str).collect();
                 let (c, k) = pki.issue(r.name, &names, r.cert);
