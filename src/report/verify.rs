@@ -4,7 +4,7 @@
 
 use super::{md_code, plural, short_digest, JSON_VERSION};
 use crate::sanitize::for_terminal;
-use crate::verify::evidence::{hours, Evidence, Trust};
+use crate::verify::evidence::{hours, Evidence, Trust, Violation, Waiting};
 use crate::verify::{Severity, Verdict, Verification};
 use serde::Serialize;
 use std::io::{self, Write};
@@ -208,15 +208,7 @@ fn text_evidence(out: &mut impl Write, e: &Evidence) -> io::Result<()> {
         } else {
             writeln!(out, "  Violations:")?;
             for x in &e.violations {
-                writeln!(
-                    out,
-                    "    {} {} {} via {}: {}",
-                    for_terminal(&x.time),
-                    for_terminal(&x.id),
-                    for_terminal(&x.recipient),
-                    for_terminal(&x.relay),
-                    x.why
-                )?;
+                writeln!(out, "    {}", violation(x, for_terminal))?;
             }
         }
     }
@@ -228,21 +220,37 @@ fn text_evidence(out: &mut impl Write, e: &Evidence) -> io::Result<()> {
             plural(q.waiting.len(), "recipient")
         )?;
         for w in &q.waiting {
-            let bounce = w
-                .bounce_in_hours
-                .map(|h| format!(", bounces in {}", hours(h)))
-                .unwrap_or_default();
-            writeln!(
-                out,
-                "  {} {}: waiting {}{bounce}: {}",
-                for_terminal(&w.id),
-                for_terminal(&w.recipient),
-                hours(w.age_hours),
-                for_terminal(w.reason.as_deref().unwrap_or("(no reason recorded)"))
-            )?;
+            writeln!(out, "  {}", waiting(w, for_terminal))?;
         }
     }
     Ok(())
+}
+
+/// A delivery without verified TLS 1.2+, its log's words escaped for the format (`esc`).
+fn violation(x: &Violation, esc: fn(&str) -> String) -> String {
+    format!(
+        "{} {} {} via {}: {}",
+        esc(&x.time),
+        esc(&x.id),
+        esc(&x.recipient),
+        esc(&x.relay),
+        x.why
+    )
+}
+
+/// A queued recipient at a listed domain, the queue's words escaped for the format (`esc`).
+fn waiting(w: &Waiting, esc: fn(&str) -> String) -> String {
+    let bounce = w
+        .bounce_in_hours
+        .map(|h| format!(", bounces in {}", hours(h)))
+        .unwrap_or_default();
+    format!(
+        "{} {}: waiting {}{bounce}: {}",
+        esc(&w.id),
+        esc(&w.recipient),
+        hours(w.age_hours),
+        esc(w.reason.as_deref().unwrap_or("(no reason recorded)"))
+    )
 }
 
 #[derive(Serialize)]
@@ -384,15 +392,7 @@ fn markdown(out: &mut impl Write, r: &Report) -> io::Result<()> {
             } else {
                 writeln!(out, "\nViolations:\n")?;
                 for x in &e.violations {
-                    writeln!(
-                        out,
-                        "- {} {} {} via {}: {}",
-                        md_code(&x.time),
-                        md_code(&x.id),
-                        md_code(&x.recipient),
-                        md_code(&x.relay),
-                        x.why
-                    )?;
+                    writeln!(out, "- {}", violation(x, md_code))?;
                 }
             }
         }
@@ -404,18 +404,7 @@ fn markdown(out: &mut impl Write, r: &Report) -> io::Result<()> {
                 plural(q.waiting.len(), "recipient")
             )?;
             for w in &q.waiting {
-                let bounce = w
-                    .bounce_in_hours
-                    .map(|h| format!(", bounces in {}", hours(h)))
-                    .unwrap_or_default();
-                writeln!(
-                    out,
-                    "- {} {}: waiting {}{bounce}: {}",
-                    md_code(&w.id),
-                    md_code(&w.recipient),
-                    hours(w.age_hours),
-                    md_code(w.reason.as_deref().unwrap_or("(no reason recorded)"))
-                )?;
+                writeln!(out, "- {}", waiting(w, md_code))?;
             }
         }
     }
