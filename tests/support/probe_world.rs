@@ -9,7 +9,6 @@ use super::mta::{postfix_root, text, tools_dir};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 const SETUP: &str = "run `sudo bash scripts/setup-test-tools.sh` first (CI runs it from .ci/run)";
@@ -22,54 +21,7 @@ pub const AUTHORITY: &str = "127.0.0.54";
 pub const POLICY: &str = "127.0.0.60";
 pub const POLICY_BADCERT: &str = "127.0.0.61";
 
-pub use super::world::{run_ok, Proc};
-
-/// A network namespace with its own resolv.conf (`trust-ad`, so the C library passes the AD bit on to
-/// Postfix); deleted with everything in it when dropped.
-pub struct Netns {
-    pub name: String,
-}
-
-impl Netns {
-    pub fn new() -> Netns {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let name = format!(
-            "bitsprobe{}x{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        );
-        let ns = Netns { name };
-        run_ok(Command::new("ip").args(["netns", "add", &ns.name]));
-        run_ok(ns.command("ip").args(["link", "set", "lo", "up"]));
-        std::fs::create_dir_all(ns.etc()).unwrap();
-        std::fs::write(
-            ns.etc().join("resolv.conf"),
-            format!("nameserver {RESOLVER}\noptions trust-ad timeout:2 attempts:2\n"),
-        )
-        .unwrap();
-        ns
-    }
-
-    fn etc(&self) -> PathBuf {
-        PathBuf::from("/etc/netns").join(&self.name)
-    }
-
-    /// `program` run inside the namespace.
-    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.name]).arg(program);
-        c
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-        let _ = std::fs::remove_dir_all(self.etc());
-    }
-}
+pub use super::world::{run_ok, Netns, Proc};
 
 /// The test CA: a root (what the probe and Postfix trust), an intermediate that issues the servers'
 /// certificates, and a self-signed stranger.
@@ -278,7 +230,11 @@ impl ProbeWorld {
                 eprintln!("world: {what} at {:?}", t0.elapsed());
             }
         };
-        let ns = Netns::new();
+        // `trust-ad`: the C library passes the resolver's AD bit on to Postfix.
+        let ns = Netns::with_resolv_conf(
+            "bitsprobe",
+            &format!("nameserver {RESOLVER}\noptions trust-ad timeout:2 attempts:2\n"),
+        );
         lap("netns");
         let pki = Pki::new(d);
         let events = d.join("events.jsonl");

@@ -52,10 +52,19 @@ pub struct Netns {
 }
 
 impl Netns {
+    /// A namespace whose resolver is the test world's dnsmasq (127.0.0.53).
     pub fn new() -> Netns {
+        Netns::with_resolv_conf(
+            "bitstls",
+            "nameserver 127.0.0.53\noptions timeout:2 attempts:2\n",
+        )
+    }
+
+    /// A namespace named `prefix`PID`x`N with `resolv_conf` as its /etc/resolv.conf.
+    pub fn with_resolv_conf(prefix: &str, resolv_conf: &str) -> Netns {
         static N: AtomicUsize = AtomicUsize::new(0);
         let name = format!(
-            "bitstls{}x{}",
+            "{prefix}{}x{}",
             std::process::id(),
             N.fetch_add(1, Ordering::SeqCst)
         );
@@ -64,11 +73,7 @@ impl Netns {
         run_ok(ns.command("ip").args(["link", "set", "lo", "up"]));
         let etc = ns.etc();
         std::fs::create_dir_all(&etc).unwrap();
-        std::fs::write(
-            etc.join("resolv.conf"),
-            "nameserver 127.0.0.53\noptions timeout:2 attempts:2\n",
-        )
-        .unwrap();
+        std::fs::write(etc.join("resolv.conf"), resolv_conf).unwrap();
         ns
     }
 
