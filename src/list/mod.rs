@@ -64,6 +64,10 @@ impl Warning {
 /// The key is a `String` whose characters compare as the mapped code points do (UTF-8 keeps code-point
 /// order), so comparing keys is a byte comparison.
 pub fn norwegian_order(name: &str) -> String {
+    // Fast path: ASCII has none of the letters that move, and lowercases byte by byte.
+    if name.is_ascii() {
+        return name.to_ascii_lowercase();
+    }
     name.chars()
         .flat_map(char::to_lowercase)
         .map(|c| match c {
