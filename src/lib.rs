@@ -42,5 +42,6 @@ pub mod settings;
 pub mod signals;
 pub mod source;
 pub mod state;
+pub mod terminal;
 pub mod verify;
 pub mod write;

@@ -14,15 +14,19 @@ pub enum OrgNumber {
 /// Reads a cell: blank is `None`. Spaces (also no-break spaces), dots and a `NO … MVA` VAT wrapper are
 /// ignored, as they appear in how people write the number (`916 960 190`, `NO 916960190 MVA`).
 pub fn parse(raw: &str) -> Option<OrgNumber> {
-    let mut s: String = raw
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != '.')
-        .collect();
+    // Most cells are plain digits: read them where they are, without a cleaned copy.
+    let mut cleaned = String::new();
+    let s = if raw.bytes().all(|b| b.is_ascii_digit()) {
+        raw
+    } else {
+        cleaned.extend(raw.chars().filter(|c| !c.is_whitespace() && *c != '.'));
+        cleaned.make_ascii_uppercase();
+        &cleaned
+    };
     if s.is_empty() {
         return None;
     }
-    s.make_ascii_uppercase();
-    let s = s.strip_prefix("NO").unwrap_or(&s);
+    let s = s.strip_prefix("NO").unwrap_or(s);
     let s = s.strip_suffix("MVA").unwrap_or(s);
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Some(OrgNumber::Unreadable);
@@ -37,10 +41,10 @@ pub fn parse(raw: &str) -> Option<OrgNumber> {
 /// MOD11 with weights 3,2,7,6,5,4,3,2; a remainder that gives check digit 10 makes the number invalid.
 pub fn is_valid(digits: &str) -> bool {
     const WEIGHTS: [u32; 8] = [3, 2, 7, 6, 5, 4, 3, 2];
-    let d: Vec<u32> = digits.chars().filter_map(|c| c.to_digit(10)).collect();
-    if d.len() != 9 || digits.len() != 9 {
+    if digits.len() != 9 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return false;
     }
+    let d: [u32; 9] = std::array::from_fn(|i| u32::from(digits.as_bytes()[i] - b'0'));
     let sum: u32 = d.iter().zip(WEIGHTS).map(|(a, w)| a * w).sum();
     let check = match 11 - sum % 11 {
         11 => 0,

@@ -1,9 +1,15 @@
 //! Diagnostics on stderr (warnings, progress, errors with causes and hints), honouring `-q`/`-v` and
 //! `--color`. Data goes to stdout through the commands; this module never writes data.
+//!
+//! Each message, or each batch of them (`warnings`, `infos`), is formatted whole and written with one
+//! `write`, so nothing is held back: it reaches stderr before anything that runs next (stdout, a hook)
+//! and there is nothing to flush at exit. Whether stderr takes colour is asked once per run
+//! (`terminal.rs`).
 
 use crate::list::Warning;
 use crate::sanitize;
 use anstyle::{AnsiColor, Style};
+use std::fmt::Write as _;
 use std::io::Write;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -32,53 +38,79 @@ impl Printer {
 
     /// A problem with the input; shown unless `-q`.
     pub fn warning(&self, w: &Warning) {
+        self.warnings(std::iter::once(w))
+    }
+
+    /// Problems with the input, written to stderr at once (a list may have thousands); shown unless `-q`.
+    pub fn warnings<'a>(&self, ws: impl IntoIterator<Item = &'a Warning>) {
         if self.verbosity == Verbosity::Quiet {
             return;
         }
-        let place = w.line.map(|l| format!("line {l}: ")).unwrap_or_default();
-        // Messages quote untrusted text already escaped; escaping again is harmless and keeps the promise.
-        let msg = sanitize::for_terminal(&w.message);
-        let _ = writeln!(anstream::stderr(), "{WARN}warning{WARN:#}: {place}{msg}");
+        let mut ws = ws.into_iter().peekable();
+        if ws.peek().is_none() {
+            return;
+        }
+        let warn = paint(WARN);
+        let mut text = String::new();
+        for w in ws {
+            let _ = write!(text, "{warn}warning{warn:#}: ");
+            if let Some(l) = w.line {
+                let _ = write!(text, "line {l}: ");
+            }
+            // Messages quote untrusted text already escaped; escaping again is harmless and keeps the promise.
+            let _ = writeln!(text, "{}", sanitize::for_terminal(&w.message));
+        }
+        emit(&text);
     }
 
     /// A note (a summary of what was done); shown unless `-q`.
     pub fn note(&self, msg: &str) {
         if self.verbosity > Verbosity::Quiet {
-            let _ = writeln!(
-                anstream::stderr(),
-                "{NOTE}note{NOTE:#}: {}",
+            let note = paint(NOTE);
+            emit(&format!(
+                "{note}note{note:#}: {}\n",
                 sanitize::for_terminal(msg)
-            );
+            ));
         }
     }
 
     /// Progress detail; shown with `-v`.
     pub fn info(&self, msg: &str) {
+        self.infos(std::iter::once(msg))
+    }
+
+    /// Progress details written at once; shown with `-v`.
+    pub fn infos<S: AsRef<str>>(&self, msgs: impl IntoIterator<Item = S>) {
         if self.verbosity >= Verbosity::Verbose {
-            let _ = writeln!(
-                anstream::stderr(),
-                "{DIM}{}{DIM:#}",
-                sanitize::for_terminal(msg)
-            );
+            let mut msgs = msgs.into_iter().peekable();
+            if msgs.peek().is_none() {
+                return;
+            }
+            let dim = paint(DIM);
+            let mut text = String::new();
+            for m in msgs {
+                let _ = writeln!(text, "{dim}{}{dim:#}", sanitize::for_terminal(m.as_ref()));
+            }
+            emit(&text);
         }
     }
 
     /// An error that is an outcome, not a failure (a refusal); always shown.
     pub fn error(&self, msg: &str) {
-        let _ = writeln!(
-            anstream::stderr(),
-            "{ERROR}error{ERROR:#}: {}",
+        let error = paint(ERROR);
+        emit(&format!(
+            "{error}error{error:#}: {}\n",
             sanitize::for_terminal(msg)
-        );
+        ));
     }
 
     /// Advice after an error; always shown.
     pub fn hint(&self, msg: &str) {
-        let _ = writeln!(
-            anstream::stderr(),
-            "{HINT}hint{HINT:#}: {}",
+        let hint = paint(HINT);
+        emit(&format!(
+            "{hint}hint{hint:#}: {}\n",
             sanitize::for_terminal(msg)
-        );
+        ));
     }
 
     /// A closure for library code that reports progress: shown with `-v`, except that a retry or a
@@ -96,10 +128,9 @@ impl Printer {
 
 /// `error: …`, one `Caused by:` line per cause, then a `hint:` if any layer offers one.
 pub fn print_error(err: &anyhow::Error) {
-    let mut out = anstream::stderr();
-    let _ = writeln!(
-        out,
-        "{ERROR}error{ERROR:#}: {}",
+    let (error, hint_style) = (paint(ERROR), paint(HINT));
+    let mut out = format!(
+        "{error}error{error:#}: {}\n",
         sanitize::for_terminal(&err.to_string())
     );
     for cause in err.chain().skip(1) {
@@ -111,6 +142,23 @@ pub fn print_error(err: &anyhow::Error) {
     if let Some(hint) = crate::errors::hint(err) {
         // A hint may quote a program's output over several lines; each is escaped on its own.
         let shown: Vec<String> = hint.lines().map(sanitize::for_terminal).collect();
-        let _ = writeln!(out, "{HINT}hint{HINT:#}: {}", shown.join("\n"));
+        let _ = writeln!(out, "{hint_style}hint{hint_style:#}: {}", shown.join("\n"));
+    }
+    emit(&out);
+}
+
+/// The style, or none when stderr takes no colour.
+fn paint(style: Style) -> Style {
+    if crate::terminal::stderr_colour() {
+        style
+    } else {
+        Style::new()
+    }
+}
+
+/// One write of whole lines to stderr (unbuffered, so it is there before anything that follows).
+fn emit(text: &str) {
+    if !text.is_empty() {
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }
 }

@@ -31,6 +31,14 @@ pub fn excerpt(text: &str, max: usize) -> String {
 /// Free text reduced to one clean line: every control or invisible formatting character becomes a space,
 /// runs of white space fold to one, and the ends are trimmed. Used for organisation names.
 pub fn one_line(text: &str) -> String {
+    // Fast path: printable ASCII with single inner spaces is already one clean line.
+    let clean = text.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+        && !text.starts_with(' ')
+        && !text.ends_with(' ')
+        && !text.contains("  ");
+    if clean {
+        return text.to_string();
+    }
     let mut out = String::with_capacity(text.len());
     let mut pending_space = false;
     for c in text.chars() {

@@ -31,9 +31,7 @@ pub fn plan_and_show(
     probe: bool,
 ) -> anyhow::Result<ExitStatus> {
     let plan = plan::prepare(job, ListFrom::Source, &printer.log())?;
-    for w in plan.list.warnings.iter().chain(&plan.config_warnings) {
-        printer.warning(w);
-    }
+    printer.warnings(plan.list.warnings.iter().chain(&plan.config_warnings));
     if probe {
         super::probe::added_domains(&plan, job, printer)?;
     }

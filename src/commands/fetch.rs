@@ -21,9 +21,7 @@ pub fn run(
     let settings = SourceSettings::new(&cfg, &args.source, &options)?;
     let fetched = source::fetch(&settings.location, &settings.fetch, &printer.log())?;
     printer.info(&format!("read {}", fetched.format_note));
-    for w in &fetched.list.warnings {
-        printer.warning(w);
-    }
+    printer.warnings(&fetched.list.warnings);
     source::require_domains(&fetched, &settings.location, args.allow_empty)?;
     let mut out = crate::report::stdout();
     report::list::write(&mut out, args.format, &fetched.provenance, &fetched.list)?;

@@ -33,9 +33,7 @@ pub fn run(
         })?;
     }
     let fetched = source::fetch(&src.location, &src.fetch, &printer.log())?;
-    for w in &fetched.list.warnings {
-        printer.warning(w);
-    }
+    printer.warnings(&fetched.list.warnings);
     source::require_domains(&fetched, &src.location, args.allow_empty)?;
     for w in options.warnings() {
         printer.warning(&crate::list::Warning::general(w));

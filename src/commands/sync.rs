@@ -57,14 +57,16 @@ fn sync(
     // The list's own warnings repeat on every run; they are shown when the list changed (or with -v),
     // so a cron job mails only news. Configuration warnings need action and are always shown.
     if plan.list_changed() {
-        plan.list.warnings.iter().for_each(|w| printer.warning(w));
+        printer.warnings(&plan.list.warnings);
     } else {
-        plan.list
-            .warnings
-            .iter()
-            .for_each(|w| printer.info(&format!("warning: {}", w.message)));
+        printer.infos(
+            plan.list
+                .warnings
+                .iter()
+                .map(|w| format!("warning: {}", w.message)),
+        );
     }
-    plan.config_warnings.iter().for_each(|w| printer.warning(w));
+    printer.warnings(&plan.config_warnings);
     if args.probe {
         super::probe::added_domains(&plan, &job, printer)?;
     }

@@ -10,8 +10,9 @@ use crate::sanitize;
 use chrono::NaiveDate;
 pub use columns::LayoutError;
 use columns::{ColumnOverride, Layout};
+use foldhash::{HashMap, HashMapExt};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 /// One row of the source as text cells, with the line it starts on (for an HTML table, the row number).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,14 +60,21 @@ impl Warning {
 
 /// A sort key for names in Norwegian alphabetical order: case folded, and Æ, Ø, Å after Z (Ä and Ö as
 /// Æ and Ø, as Norwegian dictionaries sort them), where plain code-point order puts Å first.
-pub fn norwegian_order(name: &str) -> Vec<u32> {
+///
+/// The key is a `String` whose characters compare as the mapped code points do (UTF-8 keeps code-point
+/// order), so comparing keys is a byte comparison.
+pub fn norwegian_order(name: &str) -> String {
+    // Fast path: ASCII has none of the letters that move, and lowercases byte by byte.
+    if name.is_ascii() {
+        return name.to_ascii_lowercase();
+    }
     name.chars()
         .flat_map(char::to_lowercase)
         .map(|c| match c {
-            'æ' | 'ä' => 'z' as u32 + 1,
-            'ø' | 'ö' => 'z' as u32 + 2,
-            'å' => 'z' as u32 + 3,
-            c => c as u32,
+            'æ' | 'ä' => '{', // 'z' + 1
+            'ø' | 'ö' => '|', // 'z' + 2
+            'å' => '}',       // 'z' + 3
+            c => c,
         })
         .collect()
 }
@@ -383,8 +391,20 @@ impl Builder {
         for p in &mut participants {
             p.domains.sort();
         }
-        participants
-            .sort_by_cached_key(|p| (norwegian_order(&p.organization), p.domains[0].clone()));
+        // By name, then first domain: each name's key computed once, the domains compared where they are.
+        let keys: Vec<String> = participants
+            .iter()
+            .map(|p| norwegian_order(&p.organization))
+            .collect();
+        let mut order: Vec<usize> = (0..participants.len()).collect();
+        order.sort_by(|&a, &b| {
+            keys[a]
+                .cmp(&keys[b])
+                .then_with(|| participants[a].domains[0].cmp(&participants[b].domains[0]))
+        });
+        let mut slots: Vec<Option<Participant>> = participants.into_iter().map(Some).collect();
+        let participants: Vec<Participant> =
+            order.iter().filter_map(|&i| slots[i].take()).collect();
         self.warnings.sort_by_key(|w| w.line.unwrap_or(0));
         if participants.is_empty() {
             self.warnings

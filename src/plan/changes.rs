@@ -3,7 +3,7 @@
 
 use crate::domain::Domain;
 use crate::list::{Participant, ParticipantList};
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
 
 /// How the list changed between the state and now.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,17 +28,23 @@ impl ListChanges {
 }
 
 /// A participant is the same organisation if its organisation number matches, or, without one, its name.
-fn identity(p: &Participant) -> String {
+#[derive(PartialEq, Eq, Hash)]
+enum Identity<'a> {
+    OrgNumber(&'a str),
+    Name(String),
+}
+
+fn identity(p: &Participant) -> Identity<'_> {
     match &p.org_number {
-        Some(n) => format!("#{n}"),
-        None => format!("@{}", p.organization.to_lowercase()),
+        Some(n) => Identity::OrgNumber(n),
+        None => Identity::Name(p.organization.to_lowercase()),
     }
 }
 
 pub fn list_changes(before: &[Participant], after: &[Participant]) -> ListChanges {
     // Hash maps and sets: the lists can hold 100,000 participants, and only the (small) results need an
-    // order.
-    fn by_id(ps: &[Participant]) -> HashMap<String, &Participant> {
+    // order. The maps borrow from the lists; a later row with the same identity is the one that counts.
+    fn by_id(ps: &[Participant]) -> HashMap<Identity<'_>, &Participant> {
         ps.iter().map(|p| (identity(p), p)).collect()
     }
     let (b, a) = (by_id(before), by_id(after));
@@ -58,18 +64,19 @@ pub fn list_changes(before: &[Participant], after: &[Participant]) -> ListChange
         .filter(|(id, _)| !a.contains_key(*id))
         .map(|(_, p)| (*p).clone())
         .collect();
+    // Each key is computed once, not on every comparison (a first sync sorts the whole list).
     let by_name = |p: &Participant| (p.organization.to_lowercase(), p.domains.first().cloned());
-    ch.joined.sort_by_key(by_name);
-    ch.left.sort_by_key(by_name);
-    ch.changed.sort_by_key(|c| by_name(&c.after));
+    ch.joined.sort_by_cached_key(by_name);
+    ch.left.sort_by_cached_key(by_name);
+    ch.changed.sort_by_cached_key(|c| by_name(&c.after));
     fn domains(ps: &[Participant]) -> HashSet<&Domain> {
         ps.iter().flat_map(|p| &p.domains).collect()
     }
     let (db, da) = (domains(before), domains(after));
     ch.domains_added = da.difference(&db).map(|d| (*d).clone()).collect();
     ch.domains_removed = db.difference(&da).map(|d| (*d).clone()).collect();
-    ch.domains_added.sort();
-    ch.domains_removed.sort();
+    ch.domains_added.sort_unstable();
+    ch.domains_removed.sort_unstable();
     ch
 }
 

@@ -260,7 +260,7 @@ impl FileChange {
 /// Lines only in `after` and only in `before`, counted as multisets: linear, and for the sorted tables
 /// bits-tls writes the same numbers a line diff gives.
 fn line_counts(before: &str, after: &str) -> (usize, usize) {
-    let mut count: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+    let mut count: foldhash::HashMap<&str, i64> = foldhash::HashMap::default();
     for l in before.lines() {
         *count.entry(l).or_default() -= 1;
     }
@@ -287,27 +287,8 @@ fn line_diff(before: &str, after: &str, from: &str, to: &str) -> (String, (usize
         );
         return (text, (added, removed));
     }
-    let diff = similar::TextDiff::configure()
-        .algorithm(similar::Algorithm::Patience)
-        .deadline(std::time::Instant::now() + DIFF_DEADLINE)
-        .diff_lines(before, after);
-    let mut added = 0;
-    let mut removed = 0;
-    for op in diff.ops() {
-        for change in diff.iter_changes(op) {
-            match change.tag() {
-                similar::ChangeTag::Insert => added += 1,
-                similar::ChangeTag::Delete => removed += 1,
-                similar::ChangeTag::Equal => {}
-            }
-        }
-    }
-    let text = diff
-        .unified_diff()
-        .context_radius(2)
-        .header(from, to)
-        .to_string();
-    (text, (added, removed))
+    let deadline = std::time::Instant::now() + DIFF_DEADLINE;
+    super::line_diff::unified(before, after, from, to, 2, deadline)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 pub mod changes;
 pub mod effective;
 pub mod files;
+mod line_diff;
 
 pub use changes::{guard, list_changes, Baseline, Guard, ListChanges, ParticipantChange};
 pub use effective::{effective, Adjustment, AdjustmentKind, Adjustments, DomainEntry};

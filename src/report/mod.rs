@@ -153,10 +153,7 @@ pub(crate) fn describe_change(c: &ParticipantChange) -> Vec<String> {
 /// takes colour (`--color`, `NO_COLOR`, a terminal).
 pub(crate) fn diff_for_terminal(text: &str) -> String {
     use anstyle::AnsiColor;
-    let colour = !matches!(
-        anstream::AutoStream::choice(&io::stdout()),
-        anstream::ColorChoice::Never
-    );
+    let colour = crate::terminal::stdout_colour();
     let added = AnsiColor::Green.on_default();
     let removed = AnsiColor::Red.on_default();
     text.lines()

@@ -79,7 +79,10 @@ fn read(text: &str, delimiter: u8, limit: usize) -> Vec<Record> {
         }
         let cells = record
             .iter()
-            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .map(|c| match std::str::from_utf8(c) {
+                Ok(s) => s.to_owned(),
+                Err(_) => String::from_utf8_lossy(c).into_owned(),
+            })
             .collect();
         out.push(Record { line, cells });
     }

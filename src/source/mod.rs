@@ -304,7 +304,12 @@ pub fn require_domains(
     source: &Location,
     allow_empty: bool,
 ) -> Result<(), FetchError> {
-    if fetched.list.domains().is_empty() && !allow_empty {
+    let no_domains = fetched
+        .list
+        .participants
+        .iter()
+        .all(|p| p.domains.is_empty());
+    if no_domains && !allow_empty {
         return Err(FetchError::Empty {
             from: source.to_string(),
         });
