@@ -4,8 +4,9 @@
 The machine the project is measured on is shared and noisy, so every figure is also given as a ratio
 to a baseline measured in the same run, interleaved with the tool's own runs: a Python process that
 reads the list, decodes it (utf-8-sig) and iterates over every row with csv.reader. Wall time and
-peak memory (maximum resident set) come from wait4(2) of each child process; the median of the runs
-is reported. Called by scripts/bench.sh and scripts/bench-growth.sh; see the README's Performance.
+peak memory (maximum resident set) of each run come from /usr/bin/time; every command's stdout goes
+to a file; the median of the runs is reported. Called by scripts/bench*.sh; see the README's
+Performance.
 """
 
 import argparse
@@ -15,9 +16,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TIME = "/usr/bin/time"
+WORK = None  # the bench's scratch directory, set by main()
 BASELINE = (
     "import csv, sys\n"
     "with open(sys.argv[1], newline='', encoding='utf-8-sig') as f:\n"
@@ -37,20 +39,21 @@ TARGETS = [
 
 
 def run(cmd, cwd=None, stdout=None):
-    """Runs cmd; returns (seconds, peak MB). A failure (exit code other than 0 or 2) stops the bench."""
-    out = open(stdout, "wb") if stdout else subprocess.DEVNULL
-    start = time.perf_counter()
-    p = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(p.pid, 0)
-    secs = time.perf_counter() - start
-    p.returncode = os.waitstatus_to_exitcode(status)
-    err = p.stderr.read().decode(errors="replace")
-    p.stderr.close()
-    if stdout:
-        out.close()
+    """Runs cmd under /usr/bin/time with its stdout to a file; returns (wall seconds, peak MB).
+    A failure (exit code other than 0 or 2) stops the bench."""
+    timing = os.path.join(WORK, "time.out")
+    stdout = stdout or os.path.join(WORK, "stdout.out")
+    with open(stdout, "wb") as out:
+        with open(os.path.join(WORK, "stderr.out"), "w+b") as err:
+            p = subprocess.run([TIME, "-f", "%e %M", "-o", timing] + cmd, cwd=cwd, stdout=out,
+                               stderr=err)
+            err.seek(0)
+            p.stderr = err.read()
+    # /usr/bin/time says "Command exited with non-zero status 2" first when the exit code is not 0.
+    secs, kb = open(timing).read().split("\n")[-2].split()
     if p.returncode not in (0, 2):
-        sys.exit(f"bench: {' '.join(cmd)} exited with {p.returncode}:\n{err}")
-    return secs, usage.ru_maxrss / 1024
+        sys.exit(f"bench: {' '.join(cmd)} exited with {p.returncode}:\n{p.stderr.decode(errors='replace')}")
+    return float(secs), int(kb) / 1024
 
 
 def gen_list(n, path):
@@ -87,7 +90,8 @@ class Bench:
         return run([sys.executable, "-c", BASELINE, csv_path])
 
     def measure(self, csv_path, cases):
-        """cases: name -> function(round) -> (secs, MB). Each round runs the baseline, then every case."""
+        """cases: name -> function(round) -> (secs, MB). Each round runs the baseline, then every case,
+        so a slow moment of the machine falls on both."""
         samples = {name: [] for name in ["python"] + list(cases)}
         for r in range(self.runs):
             samples["python"].append(self.baseline(csv_path))
@@ -98,8 +102,9 @@ class Bench:
             for name, v in samples.items()
         }
 
-    def sync_cases(self, csv_path, changed_path):
-        """fetch json, first sync, no-change sync, small change, check: each in its own directory."""
+    def sync_cases(self, csv_path, changed_path, small_path=None):
+        """fetch json, first sync, no-change sync, small change, check, each in its own directory;
+        with small_path also a large change (a 300-participant list, then this one with --force)."""
         b = self.bin
         seeded = os.path.join(self.work, "seeded")
 
@@ -110,32 +115,51 @@ class Bench:
         def first(r):
             d = os.path.join(self.work, f"first{r}")
             config(d, csv_path)
-            res = run([b, "sync", "-q"], cwd=d)
+            res = run([b, "sync"], cwd=d)
             if not os.path.exists(seeded):
                 shutil.copytree(d, seeded)
             shutil.rmtree(d)
             return res
 
+        def ensure_seeded():
+            if not os.path.exists(seeded):
+                config(seeded, csv_path)
+                run([b, "sync"], cwd=seeded)
+
         def nochange(r):
-            return run([b, "sync", "-q"], cwd=seeded)
+            ensure_seeded()
+            return run([b, "sync"], cwd=seeded)
 
         def change(r):
+            ensure_seeded()
             d = os.path.join(self.work, f"change{r}")
             shutil.copytree(seeded, d)
-            res = run([b, "sync", "-q", "--source", changed_path], cwd=d)
+            res = run([b, "sync", "--source", changed_path], cwd=d)
             shutil.rmtree(d)
             return res
 
         def check(r):
-            return run([b, "check", "-q"], cwd=seeded)
+            ensure_seeded()
+            return run([b, "check"], cwd=seeded)
 
-        return {
+        def large(r):
+            d = os.path.join(self.work, f"large{r}")
+            config(d, small_path)
+            run([b, "sync", "-q"], cwd=d)
+            res = run([b, "sync", "--force", "--source", csv_path], cwd=d)
+            shutil.rmtree(d)
+            return res
+
+        cases = {
             "fetch --format json": fetch,
             "sync, first run": first,
             "sync, no change": nochange,
             "sync, a small change": change,
             "check": check,
         }
+        if small_path:
+            cases["sync --force, 300 -> all"] = large
+        return cases
 
 
 GOALS = {
@@ -144,6 +168,16 @@ GOALS = {
     "sync, no change": (2, None),
     "sync, a small change": (8, None),
     "check": (2, None),
+    "sync --force, 300 -> all": (8, None),
+}
+# --cases names -> the rows above
+CASES = {
+    "fetch": "fetch --format json",
+    "first": "sync, first run",
+    "nochange": "sync, no change",
+    "change": "sync, a small change",
+    "check": "check",
+    "large": "sync --force, 300 -> all",
 }
 
 
@@ -154,7 +188,7 @@ def verdict(ratio, mb, goal):
     return text, "PASS" if ok else "FAIL"
 
 
-def syscalls(bench, csv_path):
+def syscalls(bench, csv_path, which):
     """write and ioctl calls of fetch --format json and a first sync, counted by strace."""
     if shutil.which("strace") is None:
         print("syscalls: needs strace (apt-get install strace)")
@@ -164,6 +198,8 @@ def syscalls(bench, csv_path):
         ("fetch --format json", [bench.bin, "fetch", "--source", csv_path, "--format", "json", "-q"], None),
         ("sync, first run", [bench.bin, "sync"], os.path.join(bench.work, "strace-sync")),
     ]:
+        if name not in which:
+            continue
         if cwd:
             config(cwd, csv_path)
         log = os.path.join(bench.work, "strace.log")
@@ -173,93 +209,107 @@ def syscalls(bench, csv_path):
         for line in open(log):
             parts = line.split()
             if parts and parts[-1] in ("write", "ioctl"):
-                counts[parts[-1]] = int(parts[3] if len(parts) == 6 else parts[3])
+                counts[parts[-1]] = int(parts[3])
         size = os.path.getsize(out)
         writes, ioctls = counts.get("write", 0), counts.get("ioctl", 0)
-        # stdout to a file: writes in proportion to the output (8 KiB buffers and more), and at most
-        # one terminal check per stream.
+        # stdout to a file: writes in proportion to the output (8 KiB buffers and more; the output
+        # files are written in a few large writes), and at most one terminal check per stream.
         good = writes <= size / 4096 + 64 and ioctls <= 3
         ok &= good
-        print(f"syscalls, {name}: {writes} writes for {size / 1e6:.1f} MB of output, {ioctls} ioctl"
+        print(f"syscalls, {name}: {writes} writes for {size / 1e6:.1f} MB on stdout, {ioctls} ioctl"
               f" -- {'PASS' if good else 'FAIL'}")
+        if cwd:
+            shutil.rmtree(cwd)
     return ok
 
 
 def main_table(args):
-    work = tempfile.mkdtemp(prefix="bits-tls-bench.")
-    try:
-        csv_path = os.path.join(work, "big.csv")
-        changed = os.path.join(work, "changed.csv")
-        gen_list(args.participants, csv_path)
-        small_change(csv_path, changed)
-        bench = Bench(args.bin, work, args.runs)
-        res = bench.measure(csv_path, bench.sync_cases(csv_path, changed))
-        base = res.pop("python")[0]
-        print(f"{args.participants} participants ({os.path.getsize(csv_path) / 1e6:.1f} MB), "
-              f"median of {args.runs} runs; Python csv.reader pass: {base:.3f} s")
-        print(f"| command | median | x Python | peak | goal | |\n|---|---|---|---|---|---|")
-        failed = False
-        for name, (secs, mb) in res.items():
-            ratio = secs / base
-            goal, word = verdict(ratio, mb, GOALS[name])
-            failed |= word == "FAIL"
-            print(f"| {name} | {secs:.3f} s | {ratio:.2f}x | {mb:.0f} MB | {goal} | {word} |")
-        if not args.no_syscalls:
-            failed |= not syscalls(bench, csv_path)
-        return 1 if failed and args.strict else 0
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    work = args.work
+    csv_path = os.path.join(work, "big.csv")
+    changed = os.path.join(work, "changed.csv")
+    small = os.path.join(work, "small.csv")
+    gen_list(args.participants, csv_path)
+    small_change(csv_path, changed)
+    gen_list(300, small)
+    bench = Bench(args.bin, work, args.runs)
+    all_cases = bench.sync_cases(csv_path, changed, small)
+    names = [CASES[c] for c in args.cases]
+    res = bench.measure(csv_path, {n: all_cases[n] for n in names})
+    base = res.pop("python")[0]
+    print(f"{args.participants} participants ({os.path.getsize(csv_path) / 1e6:.1f} MB), "
+          f"median of {args.runs} runs, stdout to a file; Python csv.reader pass: {base:.3f} s")
+    print("| command | median | x Python | peak | goal | |\n|---|---|---|---|---|---|")
+    failed = False
+    for name, (secs, mb) in res.items():
+        ratio = secs / base
+        goal, word = verdict(ratio, mb, GOALS[name])
+        failed |= word == "FAIL"
+        print(f"| {name} | {secs:.3f} s | {ratio:.2f}x | {mb:.0f} MB | {goal} | {word} |")
+    if not args.no_syscalls:
+        failed |= not syscalls(bench, csv_path, names)
+    return 1 if failed and args.strict else 0
 
 
 def growth(args):
-    work = tempfile.mkdtemp(prefix="bits-tls-bench.")
-    try:
-        rows = []
-        for n in args.sizes:
-            csv_path = os.path.join(work, f"list-{n}.csv")
-            gen_list(n, csv_path)
-            bench = Bench(args.bin, work, args.runs)
-            cases = bench.sync_cases(csv_path, csv_path)
-            res = bench.measure(csv_path, {k: cases[k] for k in ("fetch --format json", "sync, first run")})
-            base = res["python"][0]
-            rows.append((n, base, res["fetch --format json"], res["sync, first run"]))
-            os.remove(csv_path)
-            shutil.rmtree(os.path.join(work, "seeded"), ignore_errors=True)
-        print(f"median of {args.runs} runs; cost per participant (µs), and as a ratio to the Python pass")
-        print("| participants | Python | fetch json | x Python | first sync | x Python | sync peak |")
-        print("|---|---|---|---|---|---|---|")
-        for n, base, (fs, _), (ss, sm) in rows:
-            print(f"| {n} | {base / n * 1e6:.2f} | {fs / n * 1e6:.2f} | {fs / base:.2f}x | "
-                  f"{ss / n * 1e6:.2f} | {ss / base:.2f}x | {sm:.0f} MB |")
-        per = [ss / n for n, _, _, (ss, _) in rows]
-        spread = max(per) / min(per) - 1
-        mem = rows[-1][3][1]
-        print(f"first sync per participant: spread {spread * 100:.0f} % across the sizes (goal: within 25 %)"
-              f" -- {'PASS' if spread <= 0.25 else 'FAIL'}")
-        if rows[-1][0] >= 300000:
-            print(f"first sync at {rows[-1][0]}: {mem:.0f} MB peak (goal: <= 600 MB)"
-                  f" -- {'PASS' if mem <= 600 else 'FAIL'}")
-        return 0
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    work = args.work
+    rows = []
+    for n in args.sizes:
+        csv_path = os.path.join(work, f"list-{n}.csv")
+        gen_list(n, csv_path)
+        bench = Bench(args.bin, work, args.runs)
+        cases = bench.sync_cases(csv_path, csv_path)
+        res = bench.measure(csv_path, {k: cases[k] for k in ("fetch --format json", "sync, first run")})
+        base = res["python"][0]
+        rows.append((n, base, res["fetch --format json"], res["sync, first run"]))
+        os.remove(csv_path)
+        shutil.rmtree(os.path.join(work, "seeded"), ignore_errors=True)
+    print(f"median of {args.runs} runs; cost per participant (µs), and as a ratio to the Python pass")
+    print("| participants | Python | fetch json | x Python | first sync | x Python | sync peak |")
+    print("|---|---|---|---|---|---|---|")
+    for n, base, (fs, _), (ss, sm) in rows:
+        print(f"| {n} | {base / n * 1e6:.2f} | {fs / n * 1e6:.2f} | {fs / base:.2f}x | "
+              f"{ss / n * 1e6:.2f} | {ss / base:.2f}x | {sm:.0f} MB |")
+    per = [ss / n for n, _, _, (ss, _) in rows]
+    spread = max(per) / min(per) - 1
+    mem = rows[-1][3][1]
+    failed = spread > 0.25
+    print(f"first sync per participant: spread {spread * 100:.0f} % across the sizes (goal: within 25 %)"
+          f" -- {'FAIL' if failed else 'PASS'}")
+    if rows[-1][0] >= 300000:
+        failed |= mem > 600
+        print(f"first sync at {rows[-1][0]}: {mem:.0f} MB peak (goal: <= 600 MB)"
+              f" -- {'PASS' if mem <= 600 else 'FAIL'}")
+    return 1 if failed and args.strict else 0
 
 
 def main():
+    global WORK
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bin", default=os.path.join(ROOT, "target/release/bits-tls"))
+    ap.add_argument("--strict", action="store_true", help="exit 1 when a goal is missed")
     sub = ap.add_subparsers(dest="what", required=True)
     t = sub.add_parser("table", help="the goals table at one size")
     t.add_argument("--participants", type=int, default=100000)
     t.add_argument("--runs", type=int, default=5)
+    t.add_argument("--cases", type=lambda s: s.split(","), default=list(CASES),
+                   help="comma-separated: " + ",".join(CASES))
     t.add_argument("--no-syscalls", action="store_true")
-    t.add_argument("--strict", action="store_true", help="exit 1 when a goal is missed")
     g = sub.add_parser("growth", help="cost per participant across sizes")
     g.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")],
                    default=[10000, 30000, 100000, 300000])
-    g.add_argument("--runs", type=int, default=3)
+    g.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
     args.bin = os.path.abspath(args.bin)
-    return main_table(args) if args.what == "table" else growth(args)
+    if not os.access(TIME, os.X_OK):
+        sys.exit(f"bench: needs {TIME} (apt-get install time)")
+    for c in getattr(args, "cases", []):
+        if c not in CASES:
+            sys.exit(f"bench: unknown case {c!r}; known: {', '.join(CASES)}")
+    WORK = args.work = tempfile.mkdtemp(prefix="bits-tls-bench.")
+    try:
+        return main_table(args) if args.what == "table" else growth(args)
+    finally:
+        shutil.rmtree(WORK, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -99,6 +99,7 @@ pub fn apply(job: &Job, p: &Plan, forced: bool, now: DateTime<Utc>) -> anyhow::R
             now,
             job.guard.baseline_days,
         )),
+        rendered: p.rendered.clone(),
     };
     let state_json = new_state.to_json();
     if !changed {
@@ -140,7 +141,9 @@ pub fn apply(job: &Job, p: &Plan, forced: bool, now: DateTime<Utc>) -> anyhow::R
         forced,
         provenance_only: p.provenance_only(),
         local: p.local.iter().map(|a| a.to_string()).collect(),
-    };
+        totals: None,
+    }
+    .summarised();
     let mut hooks: Vec<JournalHook> = changed_files
         .iter()
         .filter_map(|f| {

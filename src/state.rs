@@ -7,6 +7,7 @@ use crate::list::{Participant, Warning};
 use crate::source::{seconds_utc, Provenance, SourceValidators};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -43,6 +44,20 @@ pub struct State {
     /// What the shrink guard also measures against (see `plan::changes::Baseline`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<crate::plan::Baseline>,
+    /// Per output path, what its file was rendered from and what was written (see [`Rendered`]): an
+    /// output whose inputs and file are both unchanged is not rendered again.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rendered: BTreeMap<String, Rendered>,
+}
+
+/// One output as last written: the SHA-256 of what it was rendered from (the list, the local
+/// adjustments, the source named in its header, the options, the templates and this bits-tls's
+/// version: `render::digest`) and the SHA-256 of the file's bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rendered {
+    pub inputs: String,
+    pub file: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,36 +106,38 @@ impl State {
                 })
             }
         };
-        // The version is checked first, so a newer format gives a clear message, not a parse error.
-        #[derive(Deserialize)]
-        struct Probe {
-            version: Option<u64>,
-        }
-        let probe: Probe =
-            serde_json::from_slice(&bytes).map_err(|source| StateError::Corrupt {
-                path: path.into(),
-                source,
-            })?;
-        if let Some(v) = probe.version.filter(|v| *v > VERSION as u64) {
-            return Err(StateError::FutureVersion {
-                path: path.into(),
-                found: v,
-            });
-        }
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|source| StateError::Corrupt {
-                path: path.into(),
-                source,
-            })
+        // Parsed once; only a state that does not parse is looked at again, for its version, so a
+        // newer format gives a clear message, not a parse error.
+        serde_json::from_slice(&bytes).map(Some).map_err(|source| {
+            #[derive(Deserialize)]
+            struct Probe {
+                version: Option<u64>,
+            }
+            let newer = serde_json::from_slice::<Probe>(&bytes)
+                .ok()
+                .and_then(|p| p.version)
+                .filter(|v| *v > VERSION as u64);
+            match newer {
+                Some(found) => StateError::FutureVersion {
+                    path: path.into(),
+                    found,
+                },
+                None => StateError::Corrupt {
+                    path: path.into(),
+                    source,
+                },
+            }
+        })
     }
 
     pub fn require(path: &Path) -> Result<State, StateError> {
         State::load(path)?.ok_or_else(|| StateError::Missing { path: path.into() })
     }
 
+    /// The state as written: compact JSON on one line (a pretty-printed state, as earlier versions
+    /// wrote it, reads the same).
     pub fn to_json(&self) -> String {
-        let mut s = serde_json::to_string_pretty(self).expect("state serialises");
+        let mut s = serde_json::to_string(self).expect("state serialises");
         s.push('\n');
         s
     }
@@ -151,6 +168,24 @@ pub struct HistoryEntry {
     /// sees every participant this server does not force, and why.
     #[serde(default)]
     pub local: Vec<String>,
+    /// Set when a list above held more than [`HISTORY_LIST_AT_MOST`] names and keeps only the first of
+    /// them (a first sync of 100,000 participants would otherwise be one line of megabytes): how many
+    /// there were. The list itself is the one with `source.sha256`, and the state holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totals: Option<HistoryTotals>,
+}
+
+/// Past this many names, a history line's `domains_added`, `domains_removed`, `participants_joined`
+/// and `participants_left` keep the first ones and `totals` says how many there were.
+pub const HISTORY_LIST_AT_MOST: usize = 1000;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryTotals {
+    pub domains_added: usize,
+    pub domains_removed: usize,
+    pub participants_joined: usize,
+    pub participants_left: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -162,6 +197,32 @@ pub struct HistorySource {
 }
 
 impl HistoryEntry {
+    /// The entry with each list cut to its first [`HISTORY_LIST_AT_MOST`] names and `totals` set, when
+    /// one is longer; otherwise as it is.
+    pub fn summarised(mut self) -> HistoryEntry {
+        let totals = HistoryTotals {
+            domains_added: self.domains_added.len(),
+            domains_removed: self.domains_removed.len(),
+            participants_joined: self.participants_joined.len(),
+            participants_left: self.participants_left.len(),
+        };
+        let longest = [
+            totals.domains_added,
+            totals.domains_removed,
+            totals.participants_joined,
+            totals.participants_left,
+        ];
+        if longest.into_iter().all(|n| n <= HISTORY_LIST_AT_MOST) {
+            return self;
+        }
+        self.domains_added.truncate(HISTORY_LIST_AT_MOST);
+        self.domains_removed.truncate(HISTORY_LIST_AT_MOST);
+        self.participants_joined.truncate(HISTORY_LIST_AT_MOST);
+        self.participants_left.truncate(HISTORY_LIST_AT_MOST);
+        self.totals = Some(totals);
+        self
+    }
+
     /// The entry as one history line, with its line break.
     pub fn to_line(&self) -> String {
         let mut line = serde_json::to_string(self).expect("history entry serialises");
@@ -263,6 +324,7 @@ mod tests {
             last_checked: DateTime::UNIX_EPOCH,
             last_changed: DateTime::UNIX_EPOCH,
             baseline: None,
+            rendered: BTreeMap::new(),
         }
     }
 
@@ -277,6 +339,17 @@ mod tests {
         ));
         std::fs::write(&p, sample().to_json()).unwrap();
         assert_eq!(State::load(&p).unwrap(), Some(sample()));
+        assert_eq!(
+            sample().to_json().lines().count(),
+            1,
+            "written compact, on one line"
+        );
+        std::fs::write(&p, serde_json::to_string_pretty(&sample()).unwrap()).unwrap();
+        assert_eq!(
+            State::load(&p).unwrap(),
+            Some(sample()),
+            "the pretty form earlier versions wrote still reads"
+        );
         std::fs::write(&p, "{ not json").unwrap();
         assert!(matches!(State::load(&p), Err(StateError::Corrupt { .. })));
         std::fs::write(&p, r#"{"version": 7}"#).unwrap();
@@ -311,6 +384,7 @@ mod tests {
             forced: false,
             provenance_only: false,
             local: vec![],
+            totals: None,
         }
     }
 
@@ -339,5 +413,29 @@ mod tests {
         assert!(bad.is_empty());
         assert!(history_has_line(&h, &entry(3).to_line()).unwrap());
         assert!(!history_has_line(&h, &entry(2).to_line()).unwrap());
+    }
+
+    /// A history line past the limit keeps the first names of each list and their totals; one under
+    /// it is left as it is.
+    #[test]
+    fn a_long_history_line_is_summarised_with_totals() {
+        let small = entry(1);
+        assert_eq!(small.clone().summarised(), small);
+        let mut big = entry(2);
+        big.participants_joined = (0..HISTORY_LIST_AT_MOST + 5)
+            .map(|i| format!("P{i}"))
+            .collect();
+        let cut = big.summarised();
+        assert_eq!(cut.participants_joined.len(), HISTORY_LIST_AT_MOST);
+        assert_eq!(cut.participants_joined[0], "P0");
+        let totals = cut.totals.unwrap();
+        assert_eq!(totals.participants_joined, HISTORY_LIST_AT_MOST + 5);
+        assert_eq!(totals.domains_added, 0);
+        let line = cut.to_line();
+        assert!(line.contains(&format!(
+            r#""totals":{{"domains_added":0,"domains_removed":0,"participants_joined":{},"participants_left":0}}"#,
+            HISTORY_LIST_AT_MOST + 5
+        )));
+        assert_eq!(serde_json::from_str::<HistoryEntry>(&line).unwrap(), cut);
     }
 }

@@ -129,7 +129,10 @@ fn sync_diff_and_check_in_every_format() {
 
     // A fixed state time, so that the age is known; and one file edited by hand.
     let state_path = w.path("bits-tls.state.json");
+    // Pretty-printed first (the state is written compact; the pretty form reads the same).
     let state = std::fs::read_to_string(&state_path).unwrap();
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    let state = serde_json::to_string_pretty(&state).unwrap();
     let fixed = "2026-01-02T03:04:05Z";
     let state = ["last_checked", "last_changed", "fetched_at"]
         .iter()

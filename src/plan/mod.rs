@@ -70,6 +70,8 @@ pub struct Plan {
     /// When the files keep an earlier source in their headers: the list is the same and only its source
     /// changed (moved, re-encoded, a new page date), so no file is rewritten and no hook runs.
     pub rendered_from: Option<Provenance>,
+    /// Per output path, what its file is rendered from and its bytes' digest, for the state.
+    pub rendered: std::collections::BTreeMap<String, crate::state::Rendered>,
     /// Why applying needs `--force`, if it does.
     pub guard: Option<String>,
     /// Warnings about the configuration (expired entries, vanished own domains).
@@ -181,7 +183,8 @@ pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Resul
     }
     let before = previous.as_ref().map(|s| s.participants.as_slice());
     // An unchanged list (304 or the same bytes) is the state's list: there is nothing to compare.
-    let changes = if not_modified {
+    // Nor is there for `check`, whose list is the state's.
+    let changes = if not_modified || from == ListFrom::State {
         ListChanges::default()
     } else {
         list_changes(before.unwrap_or(&[]), &list.participants)
@@ -196,37 +199,75 @@ pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Resul
             job.today,
         )
     });
-    let render_files =
-        |provenance: &Provenance| -> anyhow::Result<(Vec<FileChange>, Vec<Warning>)> {
-            let ctx = Renderer::context(
-                RenderInput {
-                    provenance,
-                    list: &effective,
-                    local: &local,
-                },
-                &job.render,
-            )?;
-            let mut files = Vec::new();
-            let mut warnings = Vec::new();
-            for out in &job.outputs {
-                let rendered = renderer.render_with(&out.target, &ctx, &job.render)?;
-                files::check_no_markers(&rendered).map_err(anyhow::Error::msg)?;
-                // Through a symbolic link: the file it points to is what is compared and written.
-                let before = match std::fs::read(&out.path) {
-                    Ok(b) => Some(b),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                    Err(e) => {
-                        return Err(anyhow::Error::new(e)
-                            .context(format!("reading `{}`", out.path.display())))
-                    }
-                };
-                let blocks = out.target.uses_managed_block();
-                let after = files::merge_managed_bytes(before.as_deref(), &rendered, blocks);
-                warnings.extend(files::shadowing_lines(out, &after, &rendered));
-                files.push(FileChange::new(out.clone(), before, after));
-            }
-            Ok((files, warnings))
+    let recorded = previous.as_ref().map(|s| &s.rendered);
+    let render_files = |provenance: &Provenance| -> anyhow::Result<RenderedFiles> {
+        let input = RenderInput {
+            provenance,
+            list: &effective,
+            local: &local,
         };
+        let inputs = crate::render::digest::inputs(input, &job.render);
+        // The current files, and for each whether it must be rendered: an output whose inputs are
+        // those recorded when its file was written, and whose file still has the bytes written then,
+        // is that rendering already (a file changed or removed since is rendered and restored).
+        let mut current = Vec::new();
+        for out in &job.outputs {
+            let digest = renderer.digest(&out.target, &inputs)?;
+            // Through a symbolic link: the file it points to is what is compared and written.
+            let before = match std::fs::read(&out.path) {
+                Ok(b) => Some(b),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => {
+                    return Err(
+                        anyhow::Error::new(e).context(format!("reading `{}`", out.path.display()))
+                    )
+                }
+            };
+            let key = out.path.display().to_string();
+            let unchanged = match (recorded.and_then(|r| r.get(&key)), &before) {
+                (Some(r), Some(b)) => {
+                    r.inputs == digest
+                        && r.file == crate::journal::sha256_hex(b)
+                        // Lines outside a managed block are checked against the rendered entries.
+                        && files::outside_block(b).is_empty()
+                }
+                _ => false,
+            };
+            current.push((out, digest, before, unchanged));
+        }
+        let to_render = current.iter().filter(|c| !c.3).map(|c| &c.0.target);
+        let ctx = match to_render.clone().next() {
+            Some(_) => Some(renderer.context_for(to_render, input, &job.render)?),
+            None => None,
+        };
+        let mut files = Vec::new();
+        let mut warnings = Vec::new();
+        let mut digests = std::collections::BTreeMap::new();
+        for (out, digest, before, unchanged) in current {
+            let key = out.path.display().to_string();
+            let after = match (&ctx, unchanged) {
+                (Some(ctx), false) => {
+                    let rendered = renderer.render_with(&out.target, ctx, &job.render)?;
+                    files::check_no_markers(&rendered).map_err(anyhow::Error::msg)?;
+                    let blocks = out.target.uses_managed_block();
+                    let after = files::merge_managed_bytes(before.as_deref(), &rendered, blocks);
+                    warnings.extend(files::shadowing_lines(out, &after, &rendered));
+                    after
+                }
+                _ => before.clone().unwrap_or_default(),
+            };
+            let file = crate::journal::sha256_hex(&after);
+            digests.insert(
+                key,
+                crate::state::Rendered {
+                    inputs: digest,
+                    file,
+                },
+            );
+            files.push(FileChange::new(out.clone(), before, after));
+        }
+        Ok((files, warnings, digests))
+    };
     // The files were rendered from `rendered_from` (the state's source unless a provenance-only change
     // was recorded since). When the participants are the same, the files are expected to be exactly
     // that rendering: a list that only moved or was re-encoded changes no file, runs no hook, and is
@@ -236,17 +277,18 @@ pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Resul
         .map(|s| s.rendered_from.clone().unwrap_or_else(|| s.source.clone()));
     let same_participants =
         from == ListFrom::State || not_modified || (previous.is_some() && changes.is_empty());
-    let ((files, shadowing), rendered_from) = match rendered_from.filter(|_| same_participants) {
-        Some(old) if old != provenance => {
-            let kept = render_files(&old)?;
-            if from == ListFrom::State || !kept.0.iter().any(FileChange::changed) {
-                (kept, Some(old))
-            } else {
-                (render_files(&provenance)?, None)
+    let ((files, shadowing, rendered), rendered_from) =
+        match rendered_from.filter(|_| same_participants) {
+            Some(old) if old != provenance => {
+                let kept = render_files(&old)?;
+                if from == ListFrom::State || !kept.0.iter().any(FileChange::changed) {
+                    (kept, Some(old))
+                } else {
+                    (render_files(&provenance)?, None)
+                }
             }
-        }
-        _ => (render_files(&provenance)?, None),
-    };
+            _ => (render_files(&provenance)?, None),
+        };
     config_warnings.extend(shadowing);
     Ok(Plan {
         previous,
@@ -259,10 +301,18 @@ pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Resul
         changes,
         files,
         rendered_from,
+        rendered,
         guard,
         config_warnings,
     })
 }
+
+/// The files a plan would write, warnings about them, and what each is rendered from.
+type RenderedFiles = (
+    Vec<FileChange>,
+    Vec<Warning>,
+    std::collections::BTreeMap<String, crate::state::Rendered>,
+);
 
 fn state_list(s: &State) -> ParticipantList {
     ParticipantList {

@@ -4,6 +4,7 @@
 //! returned, so a broken or hostile template or list can never yield a config that merely "loads".
 
 pub mod context;
+pub mod digest;
 pub mod exchange;
 pub mod exim;
 pub mod options;
@@ -81,6 +82,8 @@ pub struct Renderer {
     env: Environment<'static>,
     /// Where each template came from, for errors: template name → `built-in x.j2` or a path.
     origins: std::collections::HashMap<String, String>,
+    /// SHA-256 of every template's name and text, in the order they were added.
+    sources: [u8; 32],
 }
 
 /// A template error, said as a template author needs it: which file, which line, and for an undefined
@@ -129,6 +132,7 @@ impl Renderer {
         env.add_filter("ps_quote", |s: String| exchange::ps_quote(&s));
         let embedded = BuiltIn::ALL.map(|t| (t.spec().template, t.spec().source));
         let mut origins = std::collections::HashMap::new();
+        let mut sources = <sha2::Sha256 as sha2::Digest>::new();
         let mut overridden = 0;
         if let Some(d) = templates_dir.filter(|d| !d.is_dir()) {
             return Err(RenderError::TemplatesDir {
@@ -150,6 +154,9 @@ impl Renderer {
                 None => (text.to_string(), format!("built-in `{name}`")),
             };
             origins.insert(name.to_string(), origin);
+            for part in [name.as_bytes(), b"\0", text.as_bytes(), b"\0"] {
+                sha2::Digest::update(&mut sources, part);
+            }
             if let Err(e) = env.add_template_owned(name, text) {
                 return Err(template_error(&env, &origins, e));
             }
@@ -160,7 +167,84 @@ impl Renderer {
                 problem: "holds no template of a built-in name, so nothing would change".into(),
             });
         }
-        Ok(Renderer { env, origins })
+        Ok(Renderer {
+            env,
+            origins,
+            sources: sha2::Digest::finalize(sources).into(),
+        })
+    }
+
+    /// The template fields (of [`context::FIELDS`]) that rendering `targets` reads: those named by
+    /// each template and by the templates it may include, so the context converts no more of the list
+    /// than that. A user template's file is read for it.
+    pub fn fields_for<'t>(
+        &self,
+        targets: impl IntoIterator<Item = &'t Target>,
+    ) -> Result<std::collections::BTreeSet<&'static str>, RenderError> {
+        let mut names: std::collections::BTreeSet<String> = Default::default();
+        let mut sources: Vec<String> = Vec::new();
+        for target in targets {
+            match target {
+                Target::BuiltIn(t) => {
+                    let fail = |e| template_error(&self.env, &self.origins, e);
+                    let tpl = self.env.get_template(t.spec().template).map_err(fail)?;
+                    names.extend(tpl.undeclared_variables(false));
+                    sources.push(tpl.source().to_string());
+                }
+                // A user template may name any field: it is given all of them.
+                Target::Template(_) => return Ok(context::FIELDS.into_iter().collect()),
+            }
+        }
+        // The templates an included one names, and so on: every embedded template whose name the
+        // text quotes (`{% include "_header.j2" %}`) counts as included.
+        let mut seen: std::collections::BTreeSet<&str> = Default::default();
+        while let Some(src) = sources.pop() {
+            for (name, tpl) in self.env.templates() {
+                if !seen.contains(name)
+                    && (src.contains(&format!("\"{name}\"")) || src.contains(&format!("'{name}'")))
+                {
+                    seen.insert(name);
+                    names.extend(tpl.undeclared_variables(false));
+                    sources.push(tpl.source().to_string());
+                }
+            }
+        }
+        Ok(context::FIELDS
+            .into_iter()
+            .filter(|f| names.contains(*f))
+            .collect())
+    }
+
+    /// The context for rendering `targets`: only the fields they read ([`Renderer::fields_for`]).
+    pub fn context_for<'t>(
+        &self,
+        targets: impl IntoIterator<Item = &'t Target>,
+        input: RenderInput,
+        opts: &RenderOptions,
+    ) -> Result<minijinja::Value, RenderError> {
+        opts.validate()?;
+        Ok(context::partial(input, opts, self.fields_for(targets)?))
+    }
+
+    /// SHA-256 (hex) of what `target`'s output is rendered from, given [`digest::inputs`] of the list:
+    /// those inputs, the target, and every template (a user template's file is read for it).
+    pub fn digest(&self, target: &Target, inputs: &[u8; 32]) -> Result<String, RenderError> {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(inputs);
+        h.update(self.sources);
+        match target {
+            Target::BuiltIn(t) => h.update(t.name().as_bytes()),
+            Target::Template(path) => {
+                let src = std::fs::read(path).map_err(|source| RenderError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                h.update(b"template\0");
+                h.update(&src);
+            }
+        }
+        Ok(format!("{:x}", h.finalize()))
     }
 
     /// Renders one target, then checks the result line by line.
@@ -170,7 +254,8 @@ impl Renderer {
         input: RenderInput,
         opts: &RenderOptions,
     ) -> Result<String, RenderError> {
-        self.render_with(target, &Renderer::context(input, opts)?, opts)
+        let ctx = self.context_for([target], input, opts)?;
+        self.render_with(target, &ctx, opts)
     }
 
     /// The template context for a list, built once and shared by every target rendered from it.

@@ -8,7 +8,8 @@ use crate::sanitize::for_terminal;
 use std::io::{self, Write};
 
 /// Past this many, domains are counted, not listed: a first sync of the whole list (or a large change)
-/// is one short cron mail; `bits-tls diff` and the history have every name.
+/// is one short cron mail; `bits-tls diff` has every name, and so has the history up to
+/// [`crate::state::HISTORY_LIST_AT_MOST`].
 pub const LIST_AT_MOST: usize = 20;
 
 fn listed(out: &mut impl Write, sign: char, domains: &[crate::domain::Domain]) -> io::Result<()> {
@@ -16,9 +17,18 @@ fn listed(out: &mut impl Write, sign: char, domains: &[crate::domain::Domain]) -
         writeln!(out, "  {sign} {d}")?;
     }
     if domains.len() > LIST_AT_MOST {
+        // The history line keeps the first names of a long list and their count.
+        let kept = if domains.len() <= crate::state::HISTORY_LIST_AT_MOST {
+            "the history has every one".to_string()
+        } else {
+            format!(
+                "the history names the first {}; the state has the whole list",
+                crate::state::HISTORY_LIST_AT_MOST
+            )
+        };
         writeln!(
             out,
-            "  {sign} … and {} more (the history has every one)",
+            "  {sign} … and {} more ({kept})",
             domains.len() - LIST_AT_MOST
         )?;
     }
