@@ -4,8 +4,9 @@
 use crate::domain::Domain;
 use crate::list::{Participant, ParticipantList, Warning};
 use chrono::NaiveDate;
+use foldhash::HashSet;
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 /// A local addition or exclusion: why, and until when.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]

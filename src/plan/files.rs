@@ -260,11 +260,20 @@ impl FileChange {
 /// Lines only in `after` and only in `before`, counted as multisets: linear, and for the sorted tables
 /// bits-tls writes the same numbers a line diff gives.
 fn line_counts(before: &str, after: &str) -> (usize, usize) {
+    // Lines both start or end with cancel out: only the middle is counted.
+    let (old, new): (Vec<&str>, Vec<&str>) = (before.lines().collect(), after.lines().collect());
+    let prefix = old.iter().zip(&new).take_while(|(a, b)| a == b).count();
+    let suffix = old[prefix..]
+        .iter()
+        .rev()
+        .zip(new[prefix..].iter().rev())
+        .take_while(|(a, b)| a == b)
+        .count();
     let mut count: foldhash::HashMap<&str, i64> = foldhash::HashMap::default();
-    for l in before.lines() {
+    for l in &old[prefix..old.len() - suffix] {
         *count.entry(l).or_default() -= 1;
     }
-    for l in after.lines() {
+    for l in &new[prefix..new.len() - suffix] {
         *count.entry(l).or_default() += 1;
     }
     count.values().fold((0, 0), |(a, r), n| {

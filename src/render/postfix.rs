@@ -2,8 +2,8 @@
 //! requirement 5.2.4 (inbound), and the line grammar both must keep.
 
 use super::options::{PostfixOptions, PostfixProtocols, RenderOptions};
+use foldhash::HashSet;
 use serde::Serialize;
-use std::collections::HashSet;
 
 /// What the Postfix templates see beyond the options (`postfix.*` in the template context).
 #[derive(Debug, Serialize)]
@@ -178,8 +178,8 @@ pub fn check_policy(text: &str, opts: &RenderOptions) -> Result<(), (usize, Stri
         .relay
         .as_deref()
         .and_then(super::options::relay_key);
-    let mut seen = HashSet::new();
-    let mut ascii: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+    let mut seen = HashSet::default();
+    let mut ascii: foldhash::HashMap<&str, &str> = foldhash::HashMap::default();
     let mut utf8 = Vec::new();
     for (n, line) in super::data_lines(text) {
         let (key, value) = split_entry(line).ok_or((n, "not `key value`".to_string()))?;
@@ -200,7 +200,7 @@ pub fn check_policy(text: &str, opts: &RenderOptions) -> Result<(), (usize, Stri
             ));
         }
         if key.is_ascii() {
-            ascii.insert(key.to_string(), value);
+            ascii.insert(key, value);
         } else if let Some(d) = domain {
             let a_key = if key.starts_with('.') {
                 format!(".{d}")
@@ -211,7 +211,7 @@ pub fn check_policy(text: &str, opts: &RenderOptions) -> Result<(), (usize, Stri
         }
     }
     for (n, key, a_key, value) in utf8 {
-        match ascii.get(&a_key) {
+        match ascii.get(a_key.as_str()) {
             Some(v) if *v == value => {}
             Some(v) => {
                 return Err((
@@ -233,7 +233,7 @@ pub fn check_policy(text: &str, opts: &RenderOptions) -> Result<(), (usize, Stri
 /// `domain reject_plaintext_session`, one per line; keys as in the policy table (A-label, `.domain`,
 /// and the U-label of an A-label key of the same output).
 pub fn check_senders(text: &str) -> Result<(), (usize, String)> {
-    let mut seen = HashSet::new();
+    let mut seen = HashSet::default();
     let mut utf8 = Vec::new();
     for (n, line) in super::data_lines(text) {
         let (key, value) = split_entry(line).ok_or((n, "not `key value`".to_string()))?;
