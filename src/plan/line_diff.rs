@@ -141,8 +141,8 @@ fn diff_ops<'a>(
 ) -> (Vec<DiffOp>, Window<'a>, Window<'a>) {
     let (prefix, old_mid, new_mid, suffix) = trim_common(before, after);
     let head = line_count(prefix);
-    let old_mid = old_mid.tokenize_lines();
-    let new_mid = new_mid.tokenize_lines();
+    let old_mid = tokenize(old_mid);
+    let new_mid = tokenize(new_mid);
     let (old_ids, new_ids) = number_lines(&old_mid, &new_mid);
     let mid_ops = similar::capture_diff_deadline(
         Algorithm::Patience,
@@ -183,8 +183,7 @@ fn diff_ops<'a>(
     let below = first_lines(suffix, radius);
     let window = |text: &'a str| Window {
         first: head - line_count(above),
-        lines: text[prefix.len() - above.len()..text.len() - suffix.len() + below.len()]
-            .tokenize_lines(),
+        lines: tokenize(&text[prefix.len() - above.len()..text.len() - suffix.len() + below.len()]),
     };
     (ops, window(before), window(after))
 }
@@ -202,13 +201,47 @@ impl<'a> std::ops::Index<usize> for Window<'a> {
     }
 }
 
-/// The number of lines of `text` (the last may lack its line break).
-fn line_count(text: &str) -> usize {
-    let breaks = text.bytes().filter(|b| *b == b'\n').count();
-    breaks + usize::from(!text.is_empty() && !text.ends_with('\n'))
+/// The lines of `text` as `similar` splits them (after `\n`, `\r\n` or a lone `\r`), found bytewise.
+fn tokenize(text: &str) -> Vec<&str> {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    for_each_line_end(text, |end| {
+        lines.push(&text[start..end]);
+        start = end;
+    });
+    if start < text.len() {
+        lines.push(&text[start..]);
+    }
+    lines
 }
 
-/// The last `k` lines of `text`, which is empty or ends with a line break.
+/// Calls `f` with the end (exclusive) of each line break of `text`, as [`tokenize`] splits it.
+fn for_each_line_end(text: &str, mut f: impl FnMut(usize)) {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while let Some(at) = b[i..].iter().position(|c| *c == b'\n' || *c == b'\r') {
+        i += at;
+        if b[i] == b'\r' && b.get(i + 1) == Some(&b'\n') {
+            i += 1;
+        }
+        i += 1;
+        f(i);
+    }
+}
+
+/// The number of lines of `text` as [`tokenize`] splits it (the last may lack its line break).
+fn line_count(text: &str) -> usize {
+    let mut n = 0;
+    let mut last = 0;
+    for_each_line_end(text, |end| {
+        n += 1;
+        last = end;
+    });
+    n + usize::from(last < text.len())
+}
+
+/// The last `k` lines of `text` split at `\n` alone (so at least `k` lines as [`tokenize`] splits them),
+/// where `text` is empty or ends with a `\n`.
 fn last_lines(text: &str, k: usize) -> &str {
     let mut start = text.len();
     for _ in 0..k {
@@ -220,7 +253,7 @@ fn last_lines(text: &str, k: usize) -> &str {
     &text[start..]
 }
 
-/// The first `k` lines of `text`.
+/// The first `k` lines of `text` split at `\n` alone (so at least `k` lines as [`tokenize`] splits them).
 fn first_lines(text: &str, k: usize) -> &str {
     let mut end = 0;
     for _ in 0..k {
@@ -334,6 +367,8 @@ mod tests {
             ("a\r\nb\r\n", "a\r\nc\r\n"),
             ("x\nx\nx\ny\n", "x\ny\nx\nx\n"),
             ("", "new\nfile\n"),
+            ("a\rb\rc\nd\n", "a\rb\rc\ne\n"),
+            ("x\n1\r2\r3\n", "x\n1\r2\r4\n"),
             ("gone\n", ""),
         ];
         for (before, after) in cases {
@@ -411,14 +446,30 @@ mod tests {
         /// correct one with the same shape of counts.
         #[test]
         fn a_correct_diff_with_repeated_lines(
-            before in proptest::collection::vec("[abc]{0,2}(\r?\n)?", 0..150),
-            after in proptest::collection::vec("[abcd]{0,2}(\r?\n)?", 0..150),
+            before in proptest::collection::vec("[abc]{0,2}(\r?\n|\r)?", 0..150),
+            after in proptest::collection::vec("[abcd]{0,2}(\r?\n|\r)?", 0..150),
         ) {
             let (before, after) = (before.concat(), after.concat());
             prop_assert_eq!(check_ops(&before, &after), Ok(()));
             let (old, new) = (before.tokenize_lines().len(), after.tokenize_lines().len());
             let (added, removed) = ours(&before, &after).1;
             prop_assert_eq!(new + removed, old + added);
+        }
+    }
+
+    #[test]
+    fn lines_split_as_similar_splits_them() {
+        for text in [
+            "",
+            "a",
+            "a\n",
+            "a\r",
+            "a\r\nb",
+            "\r\r\n\n\rx",
+            "\u{e9}\r\u{e9}\n",
+        ] {
+            assert_eq!(tokenize(text), text.tokenize_lines(), "{text:?}");
+            assert_eq!(line_count(text), text.tokenize_lines().len(), "{text:?}");
         }
     }
 
