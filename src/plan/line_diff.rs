@@ -7,7 +7,7 @@
 //! hunk grouping and hunk headers run on the numbers. Where lines repeat, the patience diff of the
 //! middle alone may pair equal lines differently than one of the whole text: still a correct diff.
 
-use similar::{Algorithm, ChangeTag, DiffOp, DiffTag, DiffableStr};
+use similar::{ChangeTag, DiffOp, DiffTag, DiffableStr};
 use std::fmt::Write as _;
 
 /// `(prefix, before's middle, after's middle, suffix)`: the whole lines both texts start with, the
@@ -144,14 +144,7 @@ fn diff_ops<'a>(
     let old_mid = tokenize(old_mid);
     let new_mid = tokenize(new_mid);
     let (old_ids, new_ids) = number_lines(&old_mid, &new_mid);
-    let mid_ops = similar::capture_diff_deadline(
-        Algorithm::Patience,
-        &old_ids,
-        0..old_ids.len(),
-        &new_ids,
-        0..new_ids.len(),
-        Some(deadline),
-    );
+    let mid_ops = super::patience::capture(&old_ids, &new_ids, deadline);
     // The whole text's operations: the shared prefix, the middle's shifted past it, the shared suffix;
     // equal runs that meet are one operation, as a diff of the whole text gives them.
     let tail = line_count(suffix);
@@ -334,7 +327,7 @@ mod tests {
 
     fn similar_diff(before: &str, after: &str) -> (String, (usize, usize)) {
         let diff = similar::TextDiff::configure()
-            .algorithm(Algorithm::Patience)
+            .algorithm(similar::Algorithm::Patience)
             .diff_lines(before, after);
         let mut counts = (0, 0);
         for change in diff.iter_all_changes() {
