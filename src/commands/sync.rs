@@ -99,6 +99,11 @@ fn sync(
     } else if !outcome.changed {
         printer.info("nothing changed");
     }
+    // The plan holds the list, the state read and every output's bytes (~100 MB at 100,000
+    // participants), plain data only; freeing it piece by piece just before the process ends took
+    // ~10 % of a sync (malloc_consolidate). It is left to the operating system instead, a common CLI
+    // technique (the command runs once per process).
+    std::mem::forget(plan);
     Ok(if outcome.changed && args.detailed_exitcode {
         ExitStatus::Changes
     } else {

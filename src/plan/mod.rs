@@ -7,6 +7,7 @@ pub mod changes;
 pub mod effective;
 pub mod files;
 mod line_diff;
+mod patience;
 
 pub use changes::{guard, list_changes, Baseline, Guard, ListChanges, ParticipantChange};
 pub use effective::{effective, Adjustment, AdjustmentKind, Adjustments, DomainEntry};
