@@ -232,6 +232,17 @@ impl FileChange {
         }
     }
 
+    /// A file that already has the bytes it would be written with (its recorded rendering).
+    pub fn unchanged(output: Output, content: Vec<u8>) -> FileChange {
+        FileChange {
+            output,
+            content,
+            status: FileStatus::Unchanged,
+            diff: String::new(),
+            counts: (0, 0),
+        }
+    }
+
     pub fn path(&self) -> &std::path::Path {
         &self.output.path
     }

@@ -225,18 +225,21 @@ pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Resul
                 }
             };
             let key = out.path.display().to_string();
-            let unchanged = match (recorded.and_then(|r| r.get(&key)), &before) {
-                (Some(r), Some(b)) => {
-                    r.inputs == digest
-                        && r.file == crate::journal::sha256_hex(b)
-                        // Lines outside a managed block are checked against the rendered entries.
-                        && files::outside_block(b).is_empty()
+            // The file's digest when it is that rendering already, else None.
+            let kept = match (recorded.and_then(|r| r.get(&key)), &before) {
+                (Some(r), Some(b)) if r.inputs == digest => {
+                    let file = crate::journal::sha256_hex(b);
+                    // Lines outside a managed block are checked against the rendered entries.
+                    (r.file == file && files::outside_block(b).is_empty()).then_some(file)
                 }
-                _ => false,
+                _ => None,
             };
-            current.push((out, digest, before, unchanged));
+            current.push((out, key, digest, before, kept));
         }
-        let to_render = current.iter().filter(|c| !c.3).map(|c| &c.0.target);
+        let to_render = current
+            .iter()
+            .filter(|c| c.4.is_none())
+            .map(|c| &c.0.target);
         let ctx = match to_render.clone().next() {
             Some(_) => Some(renderer.context_for(to_render, input, &job.render)?),
             None => None,
@@ -244,20 +247,20 @@ pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Resul
         let mut files = Vec::new();
         let mut warnings = Vec::new();
         let mut digests = std::collections::BTreeMap::new();
-        for (out, digest, before, unchanged) in current {
-            let key = out.path.display().to_string();
-            let after = match (&ctx, unchanged) {
-                (Some(ctx), false) => {
+        for (out, key, digest, before, kept) in current {
+            let (change, file) = match (kept, before, &ctx) {
+                (Some(file), Some(bytes), _) => (FileChange::unchanged(out.clone(), bytes), file),
+                (_, before, Some(ctx)) => {
                     let rendered = renderer.render_with(&out.target, ctx, &job.render)?;
                     files::check_no_markers(&rendered).map_err(anyhow::Error::msg)?;
                     let blocks = out.target.uses_managed_block();
                     let after = files::merge_managed_bytes(before.as_deref(), &rendered, blocks);
                     warnings.extend(files::shadowing_lines(out, &after, &rendered));
-                    after
+                    let file = crate::journal::sha256_hex(&after);
+                    (FileChange::new(out.clone(), before, after), file)
                 }
-                _ => before.clone().unwrap_or_default(),
+                _ => unreachable!("a context is made whenever an output is rendered"),
             };
-            let file = crate::journal::sha256_hex(&after);
             digests.insert(
                 key,
                 crate::state::Rendered {
@@ -265,7 +268,7 @@ pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Resul
                     file,
                 },
             );
-            files.push(FileChange::new(out.clone(), before, after));
+            files.push(change);
         }
         Ok((files, warnings, digests))
     };
