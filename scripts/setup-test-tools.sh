@@ -30,7 +30,8 @@ apt_update_once() {
 # servers are a Python script; procps gives `kill`, which stops the test Postfix instances; openssl makes
 # the RSA key of the TLS 1.1 receiver. fish and zsh run the completion scripts (tests/completions.rs);
 # acl gives setfacl/getfacl (tests/transaction.rs: a replaced file keeps its ACL).
-# strace counts the system calls of a run at scale (tests/syscalls.rs).
+# strace counts the system calls of a run at scale (tests/syscalls.rs); time (/usr/bin/time) measures
+# the benchmarks' smoke run in .ci/run (scripts/bench.py).
 # The probe (tests/probe.rs): libssl-dev and pkg-config build the `openssl` crate against the system
 # libssl (the library the MTAs use); ldnsutils signs the test zones; the libraries after it are what the
 # unpacked nsd (authoritative) and unbound (validating resolver) link against.
@@ -38,7 +39,7 @@ packages=(build-essential ca-certificates libdb5.3 libicu72 libnsl2 libsasl2-2 l
           libgnutls30 libgnutls-dane0 libidn12 libidn2-0 libpcre2-8-0 libcrypt1
           iproute2 dnsmasq-base procps openssl fish zsh acl
           libssl-dev pkg-config ldnsutils libevent-2.1-7 libfstrm0 libprotobuf-c1 libnghttp2-14
-          libpython3.11 libsystemd0 strace)
+          libpython3.11 libsystemd0 strace time)
 command -v python3 >/dev/null 2>&1 || packages+=(python3)
 missing=()
 for p in "${packages[@]}"; do
