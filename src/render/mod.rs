@@ -264,9 +264,7 @@ impl Renderer {
         opts: &RenderOptions,
     ) -> Result<minijinja::Value, RenderError> {
         opts.validate()?;
-        Ok(minijinja::Value::from_serialize(context::Context::new(
-            input, opts,
-        )))
+        Ok(context::partial(input, opts, context::FIELDS))
     }
 
     /// Renders one target from a context made by [`Renderer::context`] with the same options.
@@ -316,7 +314,14 @@ impl Renderer {
 /// Checks common to every output, then the target's own grammar. Returns the 1-based line of the first
 /// problem.
 pub fn check(target: &Target, text: &str, opts: &RenderOptions) -> Result<(), (usize, String)> {
-    for (i, line) in text.split('\n').enumerate() {
+    // Most outputs are plain printable ASCII throughout: one pass over the bytes, no line split.
+    let plain = |b: &u8| (0x20..0x7f).contains(b) || *b == b'\t' || *b == b'\n';
+    let lines = if text.as_bytes().iter().all(plain) {
+        None
+    } else {
+        Some(text.split('\n'))
+    };
+    for (i, line) in lines.into_iter().flatten().enumerate() {
         // Most lines are plain printable ASCII; only others need the full Unicode check.
         if line
             .bytes()

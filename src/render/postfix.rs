@@ -63,20 +63,20 @@ pub fn override_values(opts: &RenderOptions) -> std::collections::BTreeMap<Strin
 
 /// What a key names: the domain it stands for (A-label), and whether it is the `.domain` form.
 /// A-label keys, their `.domain` forms, U-label keys (see below) and relay next hops (`[host]:port`).
-fn key_domain(key: &str) -> Option<(String, bool)> {
+fn key_domain(key: &str) -> Option<(std::borrow::Cow<'_, str>, bool)> {
     let (dot, bare) = match key.strip_prefix('.') {
         Some(rest) => (true, rest),
         None => (false, key),
     };
     if crate::domain::is_normalised(bare) {
-        return Some((bare.to_string(), dot));
+        return Some((bare.into(), dot));
     }
     // A U-label key: exactly the UTF-8 form of an A-label domain (Postfix looks it up for SMTPUTF8 mail).
     // Whether that A-label is in the same output is checked by the caller.
     if !bare.is_ascii() {
         let d = crate::domain::Domain::parse(bare, crate::domain::DomainRules::default()).ok()?;
         if d.utf8_key().as_deref() == Some(bare) {
-            return Some((d.as_str().to_string(), dot));
+            return Some((d.as_str().to_string().into(), dot));
         }
     }
     None
@@ -178,9 +178,12 @@ pub fn check_policy(text: &str, opts: &RenderOptions) -> Result<(), (usize, Stri
         .relay
         .as_deref()
         .and_then(super::options::relay_key);
-    let mut seen = HashSet::default();
-    let mut ascii: foldhash::HashMap<&str, &str> = foldhash::HashMap::default();
+    // Every key with its value: a key met twice is a duplicate; a U-label key's A-label is looked up here.
+    let mut keys: foldhash::HashMap<&str, &str> = foldhash::HashMap::default();
+    keys.reserve(text.len() / 64);
     let mut utf8 = Vec::new();
+    // The value last found good for a key without an override: nearly every line has the same one.
+    let mut good: Option<&str> = None;
     for (n, line) in super::data_lines(text) {
         let (key, value) = split_entry(line).ok_or((n, "not `key value`".to_string()))?;
         let domain = if relay.as_deref() == Some(key) {
@@ -189,29 +192,32 @@ pub fn check_policy(text: &str, opts: &RenderOptions) -> Result<(), (usize, Stri
             let (domain, _) = key_domain(key).ok_or((n, format!("`{key}` is not a domain key")))?;
             Some(domain)
         };
-        let override_ = domain.as_ref().and_then(|d| overrides.get(d));
-        if let Some(problem) = value_problem(value, opts, override_) {
-            return Err((n, format!("`{key} {value}`: {problem}")));
+        let override_ = domain.as_deref().and_then(|d| overrides.get(d));
+        if override_.is_some() || good != Some(value) {
+            if let Some(problem) = value_problem(value, opts, override_) {
+                return Err((n, format!("`{key} {value}`: {problem}")));
+            }
+            if override_.is_none() {
+                good = Some(value);
+            }
         }
-        if !seen.insert(key) {
+        if keys.insert(key, value).is_some() {
             return Err((
                 n,
                 format!("duplicate key `{key}` (postmap keeps only the first)"),
             ));
         }
-        if key.is_ascii() {
-            ascii.insert(key, value);
-        } else if let Some(d) = domain {
+        if let Some(d) = domain.filter(|_| !key.is_ascii()) {
             let a_key = if key.starts_with('.') {
                 format!(".{d}")
             } else {
-                d
+                d.into_owned()
             };
             utf8.push((n, key, a_key, value));
         }
     }
     for (n, key, a_key, value) in utf8 {
-        match ascii.get(a_key.as_str()) {
+        match keys.get(a_key.as_str()) {
             Some(v) if *v == value => {}
             Some(v) => {
                 return Err((
@@ -234,6 +240,7 @@ pub fn check_policy(text: &str, opts: &RenderOptions) -> Result<(), (usize, Stri
 /// and the U-label of an A-label key of the same output).
 pub fn check_senders(text: &str) -> Result<(), (usize, String)> {
     let mut seen = HashSet::default();
+    seen.reserve(text.len() / 40);
     let mut utf8 = Vec::new();
     for (n, line) in super::data_lines(text) {
         let (key, value) = split_entry(line).ok_or((n, "not `key value`".to_string()))?;
@@ -245,7 +252,15 @@ pub fn check_senders(text: &str) -> Result<(), (usize, String)> {
             return Err((n, format!("duplicate key `{key}`")));
         }
         if !key.is_ascii() {
-            utf8.push((n, key, if dot { format!(".{domain}") } else { domain }));
+            utf8.push((
+                n,
+                key,
+                if dot {
+                    format!(".{domain}")
+                } else {
+                    domain.into_owned()
+                },
+            ));
         }
     }
     for (n, key, a_key) in utf8 {
