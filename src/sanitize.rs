@@ -60,25 +60,32 @@ pub fn one_line(text: &str) -> String {
 /// shell, a template engine or a config parser (`\\ ` `` ` `` `$ { } < > " |`), each replaced by `_`.
 /// Cut to 160 characters. Letters of any script, digits and ordinary punctuation stay.
 pub fn comment(text: &str) -> String {
-    // Fast path: text that is already one clean line of safe characters is returned as it is.
+    comment_cow(text).into_owned()
+}
+
+/// [`comment`], borrowing text that is already one clean line of safe characters.
+pub fn comment_cow(text: &str) -> std::borrow::Cow<'_, str> {
     let clean = text.len() <= 160
         && !text.starts_with(' ')
         && !text.ends_with(' ')
         && !text.contains("  ")
         && text.chars().all(comment_safe);
     if clean {
-        return text.to_string();
+        return text.into();
     }
     let line = one_line(text);
     let mut out = String::with_capacity(line.len());
     for c in line.chars().take(160) {
         out.push(if comment_safe(c) { c } else { '_' });
     }
-    out.trim_end().to_string()
+    out.trim_end().to_string().into()
 }
 
 fn comment_safe(c: char) -> bool {
-    (c.is_alphanumeric() && !is_dangerous(c)) || " .,:;-_()&'/+@!?%=*[]#~^".contains(c)
+    if c.is_ascii() {
+        return c.is_ascii_alphanumeric() || b" .,:;-_()&'/+@!?%=*[]#~^".contains(&(c as u8));
+    }
+    c.is_alphanumeric() && !is_dangerous(c)
 }
 
 /// Control characters, plus the Unicode characters that move or hide text on a terminal or in an editor:

@@ -61,17 +61,18 @@ pub fn run(
     Ok(ExitStatus::Success)
 }
 
-/// The list less your own domains (`own_domains` and `--own-domain`), as `sync` writes it.
-fn without_own_domains(
-    list: &crate::list::ParticipantList,
+/// The list less your own domains (`own_domains` and `--own-domain`), as `sync` writes it: the list
+/// itself when there are none.
+fn without_own_domains<'l>(
+    list: &'l crate::list::ParticipantList,
     cfg: &Config,
     args: &RenderArgs,
     printer: &Printer,
-) -> crate::list::ParticipantList {
+) -> std::borrow::Cow<'l, crate::list::ParticipantList> {
     let mut own = cfg.own_domains.clone();
     own.extend(args.own_domains.iter().cloned());
     if own.is_empty() {
-        return list.clone();
+        return std::borrow::Cow::Borrowed(list);
     }
     let adjustments = crate::plan::Adjustments {
         own_domains: own,
@@ -82,5 +83,5 @@ fn without_own_domains(
     for w in &warnings {
         printer.warning(w);
     }
-    list
+    std::borrow::Cow::Owned(list)
 }

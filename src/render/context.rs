@@ -86,7 +86,28 @@ impl<const N: usize> Object for Row<N> {
 
 /// Free text as a comment-safe template string.
 fn comment_value(text: &str) -> Value {
-    Value::from(comment(text))
+    Value::from(crate::sanitize::comment_cow(text))
+}
+
+/// A date as `NaiveDate`'s `Display` writes it (`2017-02-01`), without a `String` for the years a list
+/// has.
+fn date_value(date: chrono::NaiveDate) -> Value {
+    use chrono::Datelike;
+    let (y, m, d) = (date.year(), date.month(), date.day());
+    if !(0..=9999).contains(&y) {
+        return Value::from(date.to_string());
+    }
+    let mut buf = [b'-'; 10];
+    let put = |digits: &mut [u8], mut n: u32| {
+        for b in digits.iter_mut().rev() {
+            *b = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(&mut buf[0..4], y as u32);
+    put(&mut buf[5..7], m);
+    put(&mut buf[8..10], d);
+    Value::from(std::str::from_utf8(&buf).expect("ASCII digits"))
 }
 
 /// The parts of the context, each built only when a template asks for it: `render exim-config`
@@ -172,7 +193,7 @@ impl<'i, 'a> Parts<'i, 'a> {
                     ("organization", organization.clone()),
                     ("org_number", org_number.clone()),
                     ("domains", Value::from_object(domains)),
-                    ("enrolled", Value::from(p.enrolled.map(|d| d.to_string()))),
+                    ("enrolled", Value::from(p.enrolled.map(date_value))),
                     ("enforces_inbound_tls", Value::from(p.enforces_inbound_tls)),
                 ]))
             })
@@ -304,6 +325,21 @@ pub fn partial<'f>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_read_as_naive_date_writes_them() {
+        for (y, m, d) in [
+            (2017, 2, 1),
+            (1, 1, 1),
+            (999, 12, 31),
+            (9999, 12, 31),
+            (10000, 1, 1),
+            (-1, 6, 30),
+        ] {
+            let date = chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap();
+            assert_eq!(date_value(date).to_string(), date.to_string());
+        }
+    }
     use crate::domain::DomainRules;
     use crate::list::{Participant, ParticipantList};
     use crate::source::Provenance;
