@@ -314,30 +314,33 @@ impl Renderer {
 /// Checks common to every output, then the target's own grammar. Returns the 1-based line of the first
 /// problem.
 pub fn check(target: &Target, text: &str, opts: &RenderOptions) -> Result<(), (usize, String)> {
-    // Most outputs are plain printable ASCII throughout: one pass over the bytes, no line split.
+    // Most of every output is plain printable ASCII: only the lines holding another byte get the full
+    // Unicode check, and a line number is counted only for a problem.
     let plain = |b: &u8| (0x20..0x7f).contains(b) || *b == b'\t' || *b == b'\n';
-    let lines = if text.as_bytes().iter().all(plain) {
-        None
-    } else {
-        Some(text.split('\n'))
-    };
-    for (i, line) in lines.into_iter().flatten().enumerate() {
-        // Most lines are plain printable ASCII; only others need the full Unicode check.
-        if line
-            .bytes()
-            .all(|b| (0x20..0x7f).contains(&b) || b == b'\t')
-        {
-            continue;
-        }
-        if let Some(c) = line
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(off) = bytes[from..].iter().position(|b| !plain(b)) {
+        let at = from + off;
+        // '\n' is ASCII, so both ends are character boundaries.
+        let start = bytes[..at]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |i| i + 1);
+        let end = bytes[at..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(bytes.len(), |i| at + i);
+        if let Some(c) = text[start..end]
             .chars()
             .find(|c| crate::sanitize::is_dangerous(*c) && *c != '\t')
         {
+            let line = bytes[..start].iter().filter(|b| **b == b'\n').count() + 1;
             return Err((
-                i + 1,
+                line,
                 format!("control or invisible character {}", c.escape_default()),
             ));
         }
+        from = end;
     }
     match target {
         Target::BuiltIn(t) => (t.spec().check)(text, opts),
@@ -351,4 +354,58 @@ pub(crate) fn data_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
         .enumerate()
         .map(|(i, l)| (i + 1, l))
         .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The check line by line, as it was written first: the reference for the one that skips plain text.
+    fn reference(text: &str) -> Result<(), (usize, String)> {
+        for (i, line) in text.split('\n').enumerate() {
+            if let Some(c) = line
+                .chars()
+                .find(|c| crate::sanitize::is_dangerous(*c) && *c != '\t')
+            {
+                return Err((
+                    i + 1,
+                    format!("control or invisible character {}", c.escape_default()),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn common(text: &str) -> Result<(), (usize, String)> {
+        let t = Target::Template(PathBuf::from("t"));
+        check(&t, text, &RenderOptions::default())
+    }
+
+    #[test]
+    fn control_and_invisible_characters_are_found_on_their_line() {
+        for (text, line) in [
+            ("a\nb\x1b[2J\nc\n", 2),
+            ("\u{202e}first\n", 1),
+            ("blåbær.no ok\nøst\r\nx\n", 2),
+            ("ok\nok\nlast\u{200b}", 3),
+            ("tab\tis fine\n\u{feff}", 2),
+        ] {
+            assert_eq!(common(text).map_err(|e| e.0), Err(line), "{text:?}");
+            assert_eq!(common(text), reference(text));
+        }
+        assert_eq!(
+            common("blåbær.no verify\n.blåbær.no verify\n\ttab\n"),
+            Ok(())
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn the_check_finds_what_the_line_by_line_check_finds(
+            text in "([a-z .\\t\\n]|ø|\\r|\u{1b}|\u{202e}|\u{200b}|\u{a0}|é){0,60}"
+        ) {
+            prop_assert_eq!(common(&text), reference(&text));
+        }
+    }
 }
