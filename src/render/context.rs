@@ -7,7 +7,7 @@ use super::postfix::PostfixDerived;
 use super::RenderInput;
 use crate::domain::Domain;
 use crate::sanitize::comment;
-use minijinja::value::{Enumerator, Object, Value};
+use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -110,6 +110,89 @@ fn date_value(date: chrono::NaiveDate) -> Value {
     Value::from(std::str::from_utf8(&buf).expect("ASCII digits"))
 }
 
+/// What the rows of `participants` and `domains` show, held compactly and shared by both lists. A row
+/// is made when a template reads it: 100,000 participants' rows held as template values take ~45 MB.
+#[derive(Debug)]
+struct Shared {
+    owners: Vec<Owner>,
+    /// Every participant's domains (A-labels), in list order: a participant's are
+    /// `names[first..first + count]`.
+    names: Vec<Value>,
+    /// Indices into `names`, in domain order (the `domains` list).
+    sorted: Vec<u32>,
+    /// For each of `names`, its participant (index into `owners`).
+    owner_of: Vec<u32>,
+    /// The Unicode form (comment-safe) of those of `names` that have one.
+    unicode: foldhash::HashMap<u32, Value>,
+}
+
+/// One participant's fields as template values (comment-safe) and where its domains are.
+#[derive(Debug)]
+struct Owner {
+    organization: Value,
+    org_number: Value,
+    enrolled: Value,
+    enforces_inbound_tls: Value,
+    first: u32,
+    count: u32,
+}
+
+/// `participants`: each with `organization`, `org_number`, `domains`, `enrolled`,
+/// `enforces_inbound_tls`.
+#[derive(Debug)]
+struct ParticipantRows(Arc<Shared>);
+
+impl Object for ParticipantRows {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let o = self.0.owners.get(key.as_usize()?)?;
+        let domains = &self.0.names[o.first as usize..(o.first + o.count) as usize];
+        Some(Value::from_object(Row([
+            ("organization", o.organization.clone()),
+            ("org_number", o.org_number.clone()),
+            ("domains", Value::from_object(domains.to_vec())),
+            ("enrolled", o.enrolled.clone()),
+            ("enforces_inbound_tls", o.enforces_inbound_tls.clone()),
+        ])))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Seq(self.0.owners.len())
+    }
+}
+
+/// `domains`, sorted: each with `name` (the A-label), `unicode` (when it differs), and its
+/// participant's `organization`, `org_number`, `enforces_inbound_tls`.
+#[derive(Debug)]
+struct DomainRows(Arc<Shared>);
+
+impl Object for DomainRows {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let n = *self.0.sorted.get(key.as_usize()?)? as usize;
+        let name = &self.0.names[n];
+        let o = &self.0.owners[self.0.owner_of[n] as usize];
+        let unicode = self.0.unicode.get(&(n as u32)).cloned();
+        Some(Value::from_object(Row([
+            ("name", name.clone()),
+            ("unicode", Value::from(unicode)),
+            ("organization", o.organization.clone()),
+            ("org_number", o.org_number.clone()),
+            ("enforces_inbound_tls", o.enforces_inbound_tls.clone()),
+        ])))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Seq(self.0.sorted.len())
+    }
+}
+
 /// The parts of the context, each built only when a template asks for it: `render exim-config`
 /// shows 52 lines and needs no participant, so it converts none.
 struct Parts<'i, 'a> {
@@ -118,9 +201,7 @@ struct Parts<'i, 'a> {
     /// Every domain with the index of its participant, sorted by domain.
     by_domain: Option<Vec<(&'i Domain, usize)>>,
     names: Option<Vec<String>>,
-    /// Per participant, its name and organisation number as comment-safe values (shared by its rows in
-    /// `participants` and in `domains`).
-    owners: Option<Vec<(Value, Value)>>,
+    shared: Option<Arc<Shared>>,
 }
 
 impl<'i, 'a> Parts<'i, 'a> {
@@ -130,7 +211,7 @@ impl<'i, 'a> Parts<'i, 'a> {
             opts,
             by_domain: None,
             names: None,
-            owners: None,
+            shared: None,
         }
     }
 
@@ -163,73 +244,54 @@ impl<'i, 'a> Parts<'i, 'a> {
         self.names.as_deref().unwrap_or_default()
     }
 
-    fn owners(&mut self) -> &[(Value, Value)] {
+    fn shared(&mut self) -> Arc<Shared> {
         let list = self.input.list;
-        self.owners.get_or_insert_with(|| {
-            list.participants
-                .iter()
-                .map(|p| {
-                    (
-                        comment_value(&p.organization),
-                        Value::from(p.org_number.as_deref().map(comment_value)),
-                    )
-                })
-                .collect()
-        })
+        if let Some(shared) = &self.shared {
+            return shared.clone();
+        }
+        let mut names = Vec::new();
+        let mut owner_of = Vec::new();
+        // Where each listed domain is in `names`, to give the sorted order as indices.
+        let mut at: foldhash::HashMap<&Domain, u32> = foldhash::HashMap::default();
+        let mut unicode = foldhash::HashMap::default();
+        let mut owners = Vec::with_capacity(list.participants.len());
+        for (i, p) in list.participants.iter().enumerate() {
+            let first = names.len() as u32;
+            for d in &p.domains {
+                at.entry(d).or_insert(names.len() as u32);
+                if let Some(u) = d.unicode() {
+                    unicode.insert(names.len() as u32, comment_value(&u));
+                }
+                names.push(Value::from(d.as_str()));
+                owner_of.push(i as u32);
+            }
+            owners.push(Owner {
+                organization: comment_value(&p.organization),
+                org_number: Value::from(p.org_number.as_deref().map(comment_value)),
+                enrolled: Value::from(p.enrolled.map(date_value)),
+                enforces_inbound_tls: Value::from(p.enforces_inbound_tls),
+                first,
+                count: p.domains.len() as u32,
+            });
+        }
+        let sorted = self.by_domain().iter().map(|(d, _)| at[d]).collect();
+        let shared = Arc::new(Shared {
+            owners,
+            names,
+            sorted,
+            owner_of,
+            unicode,
+        });
+        self.shared = Some(shared.clone());
+        shared
     }
 
-    /// `participants`: each with `organization`, `org_number`, `domains`, `enrolled`,
-    /// `enforces_inbound_tls`.
     fn participants(&mut self) -> Value {
-        let list = self.input.list;
-        let rows: Vec<Value> = list
-            .participants
-            .iter()
-            .zip(self.owners())
-            .map(|(p, (organization, org_number))| {
-                let domains: Vec<Value> =
-                    p.domains.iter().map(|d| Value::from(d.as_str())).collect();
-                Value::from_object(Row([
-                    ("organization", organization.clone()),
-                    ("org_number", org_number.clone()),
-                    ("domains", Value::from_object(domains)),
-                    ("enrolled", Value::from(p.enrolled.map(date_value))),
-                    ("enforces_inbound_tls", Value::from(p.enforces_inbound_tls)),
-                ]))
-            })
-            .collect();
-        Value::from_object(rows)
+        Value::from_object(ParticipantRows(self.shared()))
     }
 
-    /// `domains`: each with `name` (the A-label), `unicode` (when it differs), and its participant's
-    /// `organization`, `org_number`, `enforces_inbound_tls`.
     fn domains(&mut self) -> Value {
-        let list = self.input.list;
-        self.owners();
-        self.by_domain();
-        let (Some(owners), Some(by_domain)) = (&self.owners, &self.by_domain) else {
-            unreachable!("both are made just above")
-        };
-        let rows: Vec<Value> = by_domain
-            .iter()
-            .map(|(d, i)| {
-                let (organization, org_number) = &owners[*i];
-                Value::from_object(Row([
-                    ("name", Value::from(d.as_str())),
-                    (
-                        "unicode",
-                        Value::from(d.unicode().map(|u| comment_value(&u))),
-                    ),
-                    ("organization", organization.clone()),
-                    ("org_number", org_number.clone()),
-                    (
-                        "enforces_inbound_tls",
-                        Value::from(list.participants[*i].enforces_inbound_tls),
-                    ),
-                ]))
-            })
-            .collect();
-        Value::from_object(rows)
+        Value::from_object(DomainRows(self.shared()))
     }
 
     fn counts(&mut self) -> Counts {
