@@ -178,9 +178,7 @@ pub fn check_policy(text: &str, opts: &RenderOptions) -> Result<(), (usize, Stri
         .relay
         .as_deref()
         .and_then(super::options::relay_key);
-    // Every key with its value: a key met twice is a duplicate; a U-label key's A-label is looked up here.
-    let mut keys: foldhash::HashMap<&str, &str> = foldhash::HashMap::default();
-    keys.reserve(text.len() / 64);
+    let mut keys = Keys::new(text);
     let mut utf8 = Vec::new();
     // The value last found good for a key without an override: nearly every line has the same one.
     let mut good: Option<&str> = None;
@@ -201,7 +199,7 @@ pub fn check_policy(text: &str, opts: &RenderOptions) -> Result<(), (usize, Stri
                 good = Some(value);
             }
         }
-        if keys.insert(key, value).is_some() {
+        if !keys.insert(key, value) {
             return Err((
                 n,
                 format!("duplicate key `{key}` (postmap keeps only the first)"),
@@ -216,9 +214,11 @@ pub fn check_policy(text: &str, opts: &RenderOptions) -> Result<(), (usize, Stri
             utf8.push((n, key, a_key, value));
         }
     }
-    for (n, key, a_key, value) in utf8 {
-        match keys.get(a_key.as_str()) {
-            Some(v) if *v == value => {}
+    let a_values = keys.values_of(utf8.iter().map(|u| u.2.as_str()));
+    for (n, key, a_key, value) in &utf8 {
+        let n = *n;
+        match a_values.get(a_key.as_str()) {
+            Some(v) if v == value => {}
             Some(v) => {
                 return Err((
                     n,
@@ -236,11 +236,58 @@ pub fn check_policy(text: &str, opts: &RenderOptions) -> Result<(), (usize, Stri
     Ok(())
 }
 
+/// The keys of a table met so far, to find a duplicate: their 64-bit hashes in a set a quarter the size
+/// of one holding the keys (100,000 participants make ~230,000 keys), a repeated hash confirmed against
+/// the keys themselves; and each key's value, in order.
+struct Keys<'t> {
+    hashes: HashSet<u64>,
+    hasher: foldhash::fast::RandomState,
+    entries: Vec<(&'t str, &'t str)>,
+}
+
+impl<'t> Keys<'t> {
+    fn new(text: &str) -> Keys<'t> {
+        let mut hashes = HashSet::default();
+        hashes.reserve(text.len() / 64);
+        Keys {
+            hashes,
+            hasher: Default::default(),
+            entries: Vec::new(),
+        }
+    }
+
+    /// Adds `key` with its value; false when the key is there already.
+    fn insert(&mut self, key: &'t str, value: &'t str) -> bool {
+        use std::hash::BuildHasher;
+        let fresh = self.hashes.insert(self.hasher.hash_one(key))
+            || !self.entries.iter().any(|(k, _)| *k == key);
+        self.entries.push((key, value));
+        fresh
+    }
+
+    /// The values of those `wanted` keys that are in the table.
+    fn values_of<'w>(
+        &self,
+        wanted: impl Iterator<Item = &'w str>,
+    ) -> foldhash::HashMap<&'t str, &'t str> {
+        let wanted: HashSet<&str> = wanted.collect();
+        if wanted.is_empty() {
+            return Default::default();
+        }
+        let mut found = foldhash::HashMap::default();
+        for (k, v) in &self.entries {
+            if wanted.contains(k) {
+                found.entry(*k).or_insert(*v);
+            }
+        }
+        found
+    }
+}
+
 /// `domain reject_plaintext_session`, one per line; keys as in the policy table (A-label, `.domain`,
 /// and the U-label of an A-label key of the same output).
 pub fn check_senders(text: &str) -> Result<(), (usize, String)> {
-    let mut seen = HashSet::default();
-    seen.reserve(text.len() / 40);
+    let mut seen = Keys::new(text);
     let mut utf8 = Vec::new();
     for (n, line) in super::data_lines(text) {
         let (key, value) = split_entry(line).ok_or((n, "not `key value`".to_string()))?;
@@ -248,7 +295,7 @@ pub fn check_senders(text: &str) -> Result<(), (usize, String)> {
         if value != "reject_plaintext_session" {
             return Err((n, format!("unexpected action `{value}`")));
         }
-        if !seen.insert(key) {
+        if !seen.insert(key, value) {
             return Err((n, format!("duplicate key `{key}`")));
         }
         if !key.is_ascii() {
@@ -263,10 +310,11 @@ pub fn check_senders(text: &str) -> Result<(), (usize, String)> {
             ));
         }
     }
-    for (n, key, a_key) in utf8 {
-        if !seen.contains(a_key.as_str()) {
+    let a_values = seen.values_of(utf8.iter().map(|u| u.2.as_str()));
+    for (n, key, a_key) in &utf8 {
+        if !a_values.contains_key(a_key.as_str()) {
             return Err((
-                n,
+                *n,
                 format!("`{key}` is not the UTF-8 form of a domain in this table"),
             ));
         }
@@ -310,9 +358,16 @@ fn split_entry(line: &str) -> Option<(&str, &str)> {
     if line.starts_with(char::is_whitespace) {
         return None;
     }
-    let (key, rest) = line.split_once([' ', '\t'])?;
-    let value = rest.trim_start_matches([' ', '\t']);
-    (!value.is_empty() && value == value.trim_end()).then_some((key, value))
+    // Space and tab are ASCII: the positions found in the bytes are character boundaries.
+    let blank = |b: &u8| *b == b' ' || *b == b'\t';
+    let at = line.as_bytes().iter().position(blank)?;
+    let rest = &line[at..];
+    let value = &rest[rest
+        .as_bytes()
+        .iter()
+        .position(|b| !blank(b))
+        .unwrap_or(rest.len())..];
+    (!value.is_empty() && value == value.trim_end()).then_some((&line[..at], value))
 }
 
 #[cfg(test)]
@@ -321,6 +376,37 @@ mod tests {
     use crate::render::options::DomainOverride;
 
     const LEGACY: &str = "verify protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1";
+
+    /// A hash that repeats is a duplicate only when the key does.
+    #[test]
+    fn a_repeated_hash_alone_is_no_duplicate() {
+        use std::hash::BuildHasher;
+        let mut keys = Keys::new("");
+        let h = keys.hasher.hash_one("b.no");
+        keys.hashes.insert(h);
+        assert!(keys.insert("b.no", "verify"), "only the hash was there");
+        assert!(keys.insert("a.no", "verify"));
+        assert!(!keys.insert("b.no", "verify"), "now the key is");
+        let found = keys.values_of(["a.no", "c.no"].into_iter());
+        assert_eq!(found.get("a.no"), Some(&"verify"));
+        assert_eq!(found.get("c.no"), None);
+    }
+
+    proptest::proptest! {
+        /// Splitting on bytes gives what splitting on characters gave.
+        #[test]
+        fn entries_split_as_before(line in "[a-zæ. \\t\u{a0}\u{2003}=]{0,16}") {
+            let before = if line.starts_with(char::is_whitespace) {
+                None
+            } else {
+                line.split_once([' ', '\t']).and_then(|(key, rest)| {
+                    let value = rest.trim_start_matches([' ', '\t']);
+                    (!value.is_empty() && value == value.trim_end()).then_some((key, value))
+                })
+            };
+            proptest::prop_assert_eq!(split_entry(&line), before);
+        }
+    }
 
     #[test]
     fn policy_grammar() {
