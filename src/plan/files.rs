@@ -290,7 +290,11 @@ fn line_counts(before: &str, after: &str) -> (usize, usize) {
 /// more than [`MAX_DIFF_LINES`] lines is summarised, and the patience algorithm with a deadline keeps
 /// even a pathological smaller one bounded.
 fn line_diff(before: &str, after: &str, from: &str, to: &str) -> (String, (usize, usize)) {
-    let (added, removed) = line_counts(before, after);
+    // Every line is hashed once: the counts come from the numbers the diff uses.
+    let numbered = super::line_diff::number(before, after);
+    let (added, removed) = numbered
+        .multiset_counts()
+        .unwrap_or_else(|| line_counts(before, after));
     if added + removed > MAX_DIFF_LINES {
         let text = format!(
             "--- {from}\n+++ {to}\n# the line diff is not shown: {added} lines added and {removed} removed (more than {MAX_DIFF_LINES} changed lines)\n"
@@ -298,12 +302,29 @@ fn line_diff(before: &str, after: &str, from: &str, to: &str) -> (String, (usize
         return (text, (added, removed));
     }
     let deadline = std::time::Instant::now() + DIFF_DEADLINE;
-    super::line_diff::unified(before, after, from, to, 2, deadline)
+    super::line_diff::unified_numbered(numbered, from, to, 2, deadline)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The counts taken from the diff's line numbers are the counts of `line_counts`, whenever
+        /// they are given; they are given for text of whole `\n` lines without `\r`.
+        #[test]
+        fn counts_from_the_numbers_are_the_line_counts(
+            before in "((a|b|c|d\r|)(\n|\r\n)){0,12}(e|)",
+            after in "((a|b|c|d\r|)(\n|\r\n)){0,12}(e|)",
+        ) {
+            let numbered = super::super::line_diff::number(&before, &after);
+            let plain = |t: &str| !t.contains('\r') && (t.is_empty() || t.ends_with('\n'));
+            match numbered.multiset_counts() {
+                Some(counts) => proptest::prop_assert_eq!(counts, line_counts(&before, &after)),
+                None => proptest::prop_assert!(!plain(&before) || !plain(&after)),
+            }
+        }
+    }
 
     const OWN_TOP: &str = "# own\nlocal.example verify\n";
     const OWN_TAIL: &str = "tail.example verify\n";

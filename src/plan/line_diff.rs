@@ -82,6 +82,7 @@ fn common_suffix(a: &[u8], b: &[u8]) -> usize {
 
 /// The diff of `before` → `after` with `radius` lines of context under a `--- from` / `+++ to` header
 /// (empty when nothing changed), and the (added, removed) line counts.
+#[cfg(test)]
 pub(super) fn unified(
     before: &str,
     after: &str,
@@ -90,7 +91,82 @@ pub(super) fn unified(
     radius: usize,
     deadline: std::time::Instant,
 ) -> (String, (usize, usize)) {
-    let (ops, old, new) = diff_ops(before, after, radius, deadline);
+    unified_numbered(number(before, after), from, to, radius, deadline)
+}
+
+/// Two texts cut and numbered for a diff: the lines both share at their start and end
+/// ([`trim_common`]), the lines of each middle, and a number for each line (equal numbers for equal
+/// lines, in both texts).
+pub(super) struct Numbered<'a> {
+    before: &'a str,
+    after: &'a str,
+    prefix: &'a str,
+    suffix: &'a str,
+    old_mid: Vec<&'a str>,
+    new_mid: Vec<&'a str>,
+    old_ids: Vec<u32>,
+    new_ids: Vec<u32>,
+    distinct: usize,
+}
+
+/// `before` and `after` cut and numbered (the one pass over every line that hashes it).
+pub(super) fn number<'a>(before: &'a str, after: &'a str) -> Numbered<'a> {
+    let (prefix, old_mid, new_mid, suffix) = trim_common(before, after);
+    let old_mid = tokenize(old_mid);
+    let new_mid = tokenize(new_mid);
+    let (old_ids, new_ids, distinct) = number_lines(&old_mid, &new_mid);
+    Numbered {
+        before,
+        after,
+        prefix,
+        suffix,
+        old_mid,
+        new_mid,
+        old_ids,
+        new_ids,
+        distinct,
+    }
+}
+
+impl Numbered<'_> {
+    /// Lines only in `after` and only in `before`, counted as multisets from the numbers: what
+    /// counting the middles' `str::lines` gives, when every middle line ends with `\n` and none holds a
+    /// `\r` (the tables bits-tls writes); `None` otherwise.
+    pub(super) fn multiset_counts(&self) -> Option<(usize, usize)> {
+        let plain = |lines: &[&str]| {
+            lines
+                .iter()
+                .all(|l| l.ends_with('\n') && !l.as_bytes()[..l.len() - 1].contains(&b'\r'))
+        };
+        if !plain(&self.old_mid) || !plain(&self.new_mid) {
+            return None;
+        }
+        let mut count = vec![0i64; self.distinct];
+        for id in &self.old_ids {
+            count[*id as usize] -= 1;
+        }
+        for id in &self.new_ids {
+            count[*id as usize] += 1;
+        }
+        Some(count.iter().fold((0, 0), |(a, r), n| {
+            if *n > 0 {
+                (a + *n as usize, r)
+            } else {
+                (a, r + (-*n) as usize)
+            }
+        }))
+    }
+}
+
+/// [`unified`] of texts already numbered.
+pub(super) fn unified_numbered(
+    numbered: Numbered,
+    from: &str,
+    to: &str,
+    radius: usize,
+    deadline: std::time::Instant,
+) -> (String, (usize, usize)) {
+    let (ops, old, new) = diff_ops(numbered, radius, deadline);
     let (mut added, mut removed) = (0, 0);
     for op in &ops {
         let (tag, old_range, new_range) = op.as_tag_tuple();
@@ -134,16 +210,22 @@ pub(super) fn unified(
 /// The line operations that turn `before` into `after`, and the lines of each text they may show with
 /// `radius` lines of context (the changed lines and that many around them).
 fn diff_ops<'a>(
-    before: &'a str,
-    after: &'a str,
+    numbered: Numbered<'a>,
     radius: usize,
     deadline: std::time::Instant,
 ) -> (Vec<DiffOp>, Window<'a>, Window<'a>) {
-    let (prefix, old_mid, new_mid, suffix) = trim_common(before, after);
+    let Numbered {
+        before,
+        after,
+        prefix,
+        suffix,
+        old_mid,
+        new_mid,
+        old_ids,
+        new_ids,
+        ..
+    } = numbered;
     let head = line_count(prefix);
-    let old_mid = tokenize(old_mid);
-    let new_mid = tokenize(new_mid);
-    let (old_ids, new_ids) = number_lines(&old_mid, &new_mid);
     let mid_ops = super::patience::capture(&old_ids, &new_ids, deadline);
     // The whole text's operations: the shared prefix, the middle's shifted past it, the shared suffix;
     // equal runs that meet are one operation, as a diff of the whole text gives them.
@@ -302,8 +384,8 @@ fn shift(op: DiffOp, by: usize) -> DiffOp {
     }
 }
 
-/// Each line as a number, equal numbers for equal lines (in both texts).
-fn number_lines<'a>(old: &[&'a str], new: &[&'a str]) -> (Vec<u32>, Vec<u32>) {
+/// Each line as a number, equal numbers for equal lines (in both texts), and how many numbers there are.
+fn number_lines<'a>(old: &[&'a str], new: &[&'a str]) -> (Vec<u32>, Vec<u32>, usize) {
     let mut ids: foldhash::HashMap<&'a str, u32> = foldhash::HashMap::default();
     ids.reserve(old.len().max(new.len()));
     let mut number = |lines: &[&'a str]| -> Vec<u32> {
@@ -317,7 +399,7 @@ fn number_lines<'a>(old: &[&'a str], new: &[&'a str]) -> (Vec<u32>, Vec<u32>) {
     };
     let old_ids = number(old);
     let new_ids = number(new);
-    (old_ids, new_ids)
+    (old_ids, new_ids, ids.len())
 }
 
 #[cfg(test)]
@@ -385,7 +467,7 @@ mod tests {
         let far = std::time::Instant::now() + std::time::Duration::from_secs(60);
         let (old, new) = (before.tokenize_lines(), after.tokenize_lines());
         let (mut i, mut j) = (0, 0);
-        for op in diff_ops(before, after, 2, far).0 {
+        for op in diff_ops(number(before, after), 2, far).0 {
             let (tag, o, n) = op.as_tag_tuple();
             // (`similar` gives an insertion an old index of its own choosing, and a deletion a new one.)
             if (tag != DiffTag::Insert && o.start != i) || (tag != DiffTag::Delete && n.start != j)
