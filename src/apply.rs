@@ -10,7 +10,7 @@ use crate::fault;
 use crate::journal::{self, Journal, JournalFile, JournalHook};
 use crate::plan::{FileChange, Job, Plan};
 use crate::signals::{self, StopGuard};
-use crate::state::{self, HistoryEntry, HistorySource, State};
+use crate::state::{self, HistoryEntry, HistorySource};
 use crate::write::{self, Hook, Lock, WriteError};
 use chrono::{DateTime, SubsecRound, Utc};
 use std::path::PathBuf;
@@ -78,28 +78,31 @@ pub fn apply(job: &Job, p: &Plan, forced: bool, now: DateTime<Utc>) -> anyhow::R
     let now = now.trunc_subsecs(0);
     let changed_files: Vec<&FileChange> = p.files.iter().filter(|f| f.changed()).collect();
     let changed = p.list_changed() || !changed_files.is_empty();
-    let new_state = State {
+    let parse_options = job.fetch.parse.fingerprint();
+    let baseline = crate::plan::changes::next_baseline(
+        p.previous.as_ref().and_then(|s| s.baseline.as_ref()),
+        &p.list,
+        forced,
+        now,
+        job.guard.baseline_days,
+    );
+    // Written from the plan's own fields: the list is not copied to be written.
+    let new_state = state::StateRef {
         version: state::VERSION,
-        source: p.provenance.clone(),
-        participants: p.list.participants.clone(),
-        rendered_from: p.rendered_from.clone(),
-        warnings: p.list.warnings.clone(),
-        validators: p.validators.clone(),
-        parse_options: job.fetch.parse.fingerprint(),
+        source: &p.provenance,
+        participants: &p.list.participants,
+        rendered_from: p.rendered_from.as_ref(),
+        warnings: &p.list.warnings,
+        validators: &p.validators,
+        parse_options: &parse_options,
         last_checked: now,
         last_changed: if changed {
             now
         } else {
             p.previous.as_ref().map_or(now, |s| s.last_changed)
         },
-        baseline: Some(crate::plan::changes::next_baseline(
-            p.previous.as_ref().and_then(|s| s.baseline.as_ref()),
-            &p.list,
-            forced,
-            now,
-            job.guard.baseline_days,
-        )),
-        rendered: p.rendered.clone(),
+        baseline: Some(&baseline),
+        rendered: &p.rendered,
     };
     let state_json = new_state.to_json();
     if !changed {

@@ -32,7 +32,7 @@ pub fn run(
     let online = if args.online {
         let fetched = source::fetch(&job.location, &job.fetch, &printer.log())?;
         Some(plan::list_changes(
-            &state.participants,
+            &plan.list.participants,
             &fetched.list.participants,
         ))
     } else {

@@ -98,7 +98,7 @@ fn effective_domains(job: &plan::Job, printer: &Printer) -> anyhow::Result<Vec<D
 /// `diff --probe`, `sync --probe`: the domains the plan adds, probed with the default options; a
 /// warning for each that forced TLS would not reach (the scheme still requires forcing TLS to it).
 pub fn added_domains(plan: &plan::Plan, job: &plan::Job, printer: &Printer) -> anyhow::Result<()> {
-    let effective = plan.effective.domains();
+    let effective = plan.effective().domains();
     let added: Vec<&Domain> = plan
         .changes
         .domains_added

@@ -48,7 +48,7 @@ pub fn run(
             ListFrom::Source => job.location.to_string(),
         },
         sha256: plan.provenance.sha256.clone(),
-        participants: plan.effective.participants.len(),
+        participants: plan.effective().participants.len(),
         domains: expected.domains.len(),
     };
     let mut out = report::stdout();

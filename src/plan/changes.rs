@@ -93,13 +93,13 @@ pub struct Guard {
 
 /// Why a sync must not go ahead without `--force`, if it must not.
 pub fn guard(before: Option<&[Participant]>, after: &ParticipantList, g: Guard) -> Option<String> {
-    let new: HashSet<&Domain> = after.participants.iter().flat_map(|p| &p.domains).collect();
-    if new.is_empty() {
+    if after.participants.iter().all(|p| p.domains.is_empty()) {
         return Some(
             "the list holds no domains; applying it would remove forced TLS for everyone".into(),
         );
     }
     let before = before?;
+    let new: HashSet<&Domain> = after.participants.iter().flat_map(|p| &p.domains).collect();
     let old: HashSet<&Domain> = before.iter().flat_map(|p| &p.domains).collect();
     let removed = old.iter().filter(|d| !new.contains(**d)).count();
     if old.len() >= g.min_domains && removed * 100 > g.max_removed_percent as usize * old.len() {

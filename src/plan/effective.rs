@@ -114,6 +114,20 @@ pub fn effective(
     adj: &Adjustments,
     today: NaiveDate,
 ) -> (ParticipantList, Vec<Warning>, Vec<Adjustment>) {
+    let (adjusted, warnings, local) = adjusted(list, adj, today);
+    (adjusted.unwrap_or_else(|| list.clone()), warnings, local)
+}
+
+/// [`effective`], with `None` for a list the adjustments leave as it is (no domain taken out, none
+/// added): the list itself is the effective list, and is not copied.
+pub fn adjusted(
+    list: &ParticipantList,
+    adj: &Adjustments,
+    today: NaiveDate,
+) -> (Option<ParticipantList>, Vec<Warning>, Vec<Adjustment>) {
+    if adj.own_domains.is_empty() && adj.exclude.is_empty() && adj.extra.is_empty() {
+        return (None, Vec::new(), Vec::new());
+    }
     let mut warnings = Vec::new();
     let mut local = Vec::new();
     let entry = |kind, e: &DomainEntry| Adjustment {
@@ -159,22 +173,8 @@ pub fn effective(
             )));
         }
     }
-    let mut participants: Vec<Participant> = list
-        .participants
-        .iter()
-        .filter_map(|p| {
-            let domains: Vec<Domain> = p
-                .domains
-                .iter()
-                .filter(|d| !removed.contains(*d))
-                .cloned()
-                .collect();
-            (!domains.is_empty()).then(|| Participant {
-                domains,
-                ..p.clone()
-            })
-        })
-        .collect();
+    // Only a domain taken out or one added makes a list other than the one given.
+    let drops = removed.iter().any(|d| listed.contains(d));
     let mut extras: BTreeMap<String, Vec<Domain>> = BTreeMap::new();
     for e in &adj.extra {
         let d = e.domain.clone();
@@ -195,6 +195,26 @@ pub fn effective(
                 .push(d);
         }
     }
+    if !drops && extras.is_empty() {
+        local.sort_by(|a, b| (a.kind, &a.domain).cmp(&(b.kind, &b.domain)));
+        return (None, warnings, local);
+    }
+    let mut participants: Vec<Participant> = list
+        .participants
+        .iter()
+        .filter_map(|p| {
+            let domains: Vec<Domain> = p
+                .domains
+                .iter()
+                .filter(|d| !removed.contains(*d))
+                .cloned()
+                .collect();
+            (!domains.is_empty()).then(|| Participant {
+                domains,
+                ..p.clone()
+            })
+        })
+        .collect();
     for (reason, mut domains) in extras {
         domains.sort();
         domains.dedup();
@@ -208,10 +228,10 @@ pub fn effective(
     }
     local.sort_by(|a, b| (a.kind, &a.domain).cmp(&(b.kind, &b.domain)));
     (
-        ParticipantList {
+        Some(ParticipantList {
             participants,
             warnings: list.warnings.clone(),
-        },
+        }),
         warnings,
         local,
     )

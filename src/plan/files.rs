@@ -104,6 +104,13 @@ pub fn merge_managed(existing: Option<&str>, rendered: &str, use_blocks: bool) -
 /// The lines of `file` outside its managed block, with their line numbers (from 1).
 /// A file without a block is wholly ours and has none.
 pub fn outside_block(file: &[u8]) -> Vec<(usize, &[u8])> {
+    // A block needs its first marker: a file without either has none, found without splitting the
+    // file (~330,000 lines at 100,000 participants) into lines.
+    if let Ok(text) = std::str::from_utf8(file) {
+        if !text.contains(BEGIN) && !text.contains(LEGACY_BEGIN) {
+            return Vec::new();
+        }
+    }
     let lines: Vec<&[u8]> = file.split_inclusive(|b| *b == b'\n').collect();
     let Some((b, e)) = find_block(&lines) else {
         return Vec::new();

@@ -63,7 +63,9 @@ pub struct Plan {
     /// The source answered "not modified".
     pub not_modified: bool,
     /// The list the outputs are rendered from.
-    pub effective: ParticipantList,
+    /// The list the outputs are rendered from, when the local adjustments make it other than `list`
+    /// (see [`Plan::effective`]).
+    pub adjusted: Option<ParticipantList>,
     /// The local adjustments in force (exclusions, additions, overrides, own domains).
     pub local: Vec<Adjustment>,
     pub changes: ListChanges,
@@ -80,6 +82,11 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The list the outputs are rendered from: own domains and exclusions taken out, additions added.
+    pub fn effective(&self) -> &ParticipantList {
+        self.adjusted.as_ref().unwrap_or(&self.list)
+    }
+
     pub fn files_changed(&self) -> bool {
         self.files.iter().any(FileChange::changed)
     }
@@ -143,12 +150,12 @@ fn runnable(program: &str) -> bool {
 
 /// Makes the plan for `job`, with the list from the source or the state.
 pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Result<Plan> {
-    let previous = match from {
+    let mut previous = match from {
         ListFrom::State => Some(State::require(&job.state_path)?),
         ListFrom::Source => State::load(&job.state_path)?,
     };
     let renderer = Renderer::new(job.templates_dir.as_deref())?;
-    let (list, provenance, validators, not_modified) = match (from, &previous) {
+    let (list, provenance, validators, not_modified) = match (from, &mut previous) {
         (ListFrom::State, Some(s)) => {
             (state_list(s), s.source.clone(), s.validators.clone(), false)
         }
@@ -162,7 +169,7 @@ pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Resul
                 Fetch::Fresh(f) => (f.list, f.provenance, f.validators, false),
                 Fetch::NotModified(fresh) => {
                     let s = previous
-                        .as_ref()
+                        .as_mut()
                         .expect("not modified implies a previous state");
                     let validators = fresh.unwrap_or_else(|| s.validators.clone());
                     (state_list(s), s.source.clone(), validators, true)
@@ -170,9 +177,10 @@ pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Resul
             }
         }
     };
-    let (effective, mut config_warnings, mut local) =
-        effective::effective(&list, &job.adjustments, job.today);
-    let (overrides, unused) = effective::overrides(&job.render, &effective);
+    let (adjusted, mut config_warnings, mut local) =
+        effective::adjusted(&list, &job.adjustments, job.today);
+    let effective = adjusted.as_ref().unwrap_or(&list);
+    let (overrides, unused) = effective::overrides(&job.render, effective);
     local.extend(overrides);
     config_warnings.extend(unused);
     let targets = job.outputs.iter().map(|o| &o.target);
@@ -182,16 +190,20 @@ pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Resul
             "the hook program `{program}` cannot be run here (not found on PATH, or not executable)"
         )));
     }
-    let before = previous.as_ref().map(|s| s.participants.as_slice());
-    // An unchanged list (304 or the same bytes) is the state's list: there is nothing to compare.
-    // Nor is there for `check`, whose list is the state's.
-    let changes = if not_modified || from == ListFrom::State {
+    // An unchanged list (304 or the same bytes) is the state's list, moved out of it: there is nothing
+    // to compare. Nor is there for `check`, whose list is the state's.
+    let from_state = not_modified || from == ListFrom::State;
+    let before = previous
+        .as_ref()
+        .map(|s| s.participants.as_slice())
+        .filter(|_| !from_state);
+    let changes = if from_state {
         ListChanges::default()
     } else {
         list_changes(before.unwrap_or(&[]), &list.participants)
     };
     // The guard compares lists; an unchanged list can only trip it by being empty.
-    let guard = changes::guard(before.filter(|_| !not_modified), &list, job.guard).or_else(|| {
+    let guard = changes::guard(before, &list, job.guard).or_else(|| {
         let baseline = previous.as_ref().and_then(|s| s.baseline.as_ref());
         changes::guard_baseline(
             baseline.filter(|_| !not_modified),
@@ -204,7 +216,7 @@ pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Resul
     let render_files = |provenance: &Provenance| -> anyhow::Result<RenderedFiles> {
         let input = RenderInput {
             provenance,
-            list: &effective,
+            list: effective,
             local: &local,
         };
         let inputs = crate::render::digest::inputs(input, &job.render);
@@ -300,7 +312,7 @@ pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Resul
         provenance,
         validators,
         not_modified,
-        effective,
+        adjusted,
         local,
         changes,
         files,
@@ -318,10 +330,12 @@ type RenderedFiles = (
     std::collections::BTreeMap<String, crate::state::Rendered>,
 );
 
-fn state_list(s: &State) -> ParticipantList {
+/// The state's list, moved out of it: a plan whose list is the state's compares no lists, and keeps
+/// only the state's other fields (its time of change, its baseline).
+fn state_list(s: &mut State) -> ParticipantList {
     ParticipantList {
-        participants: s.participants.clone(),
-        warnings: s.warnings.clone(),
+        participants: std::mem::take(&mut s.participants),
+        warnings: std::mem::take(&mut s.warnings),
     }
 }
 

@@ -27,7 +27,8 @@ impl std::io::Write for HashWriter {
 
 /// The digest of everything a target's output depends on but the template: computed once per run.
 pub fn inputs(input: RenderInput, opts: &RenderOptions) -> [u8; 32] {
-    let mut w = HashWriter(Sha256::new());
+    // serde_json writes a token at a time: the hash is fed in blocks.
+    let mut w = std::io::BufWriter::with_capacity(1 << 16, HashWriter(Sha256::new()));
     let p = input.provenance;
     // The source as the header names it (not when it was fetched, which no output shows).
     let head = serde_json::json!({
@@ -42,5 +43,9 @@ pub fn inputs(input: RenderInput, opts: &RenderOptions) -> [u8; 32] {
     });
     serde_json::to_writer(&mut w, &head).expect("hashing cannot fail");
     serde_json::to_writer(&mut w, &input.list.participants).expect("hashing cannot fail");
+    let w = w
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .expect("hashing cannot fail");
     w.0.finalize().into()
 }

@@ -304,7 +304,7 @@ impl Expected {
         let ctx = Renderer::context(
             RenderInput {
                 provenance: plan.rendered_from.as_ref().unwrap_or(&plan.provenance),
-                list: &plan.effective,
+                list: plan.effective(),
                 local: &plan.local,
             },
             &job.render,
@@ -342,7 +342,7 @@ impl Expected {
         let exim_path = output(BuiltIn::EximDomains)
             .unwrap_or_else(|| PathBuf::from(&job.render.exim.domains_file));
         Ok(Expected {
-            domains: plan.effective.domains().into_iter().cloned().collect(),
+            domains: plan.effective().domains().into_iter().cloned().collect(),
             options: job.render.clone(),
             policy: postfix_table(BuiltIn::PostfixPolicy, &o.policy_path)?,
             senders,
