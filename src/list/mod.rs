@@ -201,12 +201,30 @@ pub fn build_noting(
 
 struct Builder {
     rules: DomainRules,
+    /// The participants met so far; their domains are in `seen` until [`Builder::finish`].
     participants: Vec<Participant>,
-    /// (name, org number) → index into `participants`: rows of one organisation are merged.
-    by_key: HashMap<(String, Option<String>), usize>,
-    /// domain → (line, participant index) of its first listing.
+    /// Rows of one organisation (same name ignoring case, same org number) are merged: the hash of
+    /// that key → the last participant with it, and each participant's predecessor with the same hash
+    /// (`chain`), compared with the participant itself. No key is copied to be looked up.
+    by_key: HashMap<u64, usize>,
+    chain: Vec<usize>,
+    hasher: foldhash::fast::RandomState,
+    /// domain → (line, participant index) of its first listing; the domains move to their participants
+    /// when the list is finished.
     seen: HashMap<Domain, (u64, usize)>,
     warnings: Vec<Warning>,
+}
+
+/// A name as merging compares it: `str::to_lowercase` (which alone knows a word-final `Σ`).
+fn folded(name: &str) -> std::borrow::Cow<'_, str> {
+    if name
+        .bytes()
+        .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
+    {
+        name.to_lowercase().into()
+    } else {
+        name.into()
+    }
 }
 
 impl Builder {
@@ -215,9 +233,29 @@ impl Builder {
             rules,
             participants: Vec::new(),
             by_key: HashMap::new(),
+            chain: Vec::new(),
+            hasher: Default::default(),
             seen: HashMap::new(),
             warnings: Vec::new(),
         }
+    }
+
+    fn key_hash(&self, folded_name: &str, org_number: Option<&str>) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one((folded_name, org_number))
+    }
+
+    /// The participant with this name (folded) and org number, if one was met.
+    fn find(&self, hash: u64, folded_name: &str, org_number: Option<&str>) -> Option<usize> {
+        let mut at = self.by_key.get(&hash).copied();
+        while let Some(i) = at {
+            let p = &self.participants[i];
+            if p.org_number.as_deref() == org_number && folded(&p.organization) == folded_name {
+                return Some(i);
+            }
+            at = Some(self.chain[i]).filter(|n| *n != usize::MAX);
+        }
+        None
     }
 
     fn warn(&mut self, line: u64, message: String) {
@@ -320,13 +358,16 @@ impl Builder {
             return;
         }
 
-        let key = (organization.to_lowercase(), org_number.clone());
-        let idx = match self.by_key.get(&key) {
-            Some(&i) => {
+        let name = folded(&organization);
+        let hash = self.key_hash(&name, org_number.as_deref());
+        let idx = match self.find(hash, &name, org_number.as_deref()) {
+            Some(i) => {
                 self.merge_fields(i, line, enrolled, flag);
                 i
             }
             None => {
+                drop(name);
+                let i = self.participants.len();
                 self.participants.push(Participant {
                     organization,
                     org_number,
@@ -334,8 +375,9 @@ impl Builder {
                     enrolled,
                     enforces_inbound_tls: flag,
                 });
-                self.by_key.insert(key, self.participants.len() - 1);
-                self.participants.len() - 1
+                self.chain
+                    .push(self.by_key.insert(hash, i).unwrap_or(usize::MAX));
+                i
             }
         };
         for d in domains {
@@ -349,8 +391,7 @@ impl Builder {
                     );
                 }
                 None => {
-                    self.seen.insert(d.clone(), (line, idx));
-                    self.participants[idx].domains.push(d);
+                    self.seen.insert(d, (line, idx));
                 }
             }
         }
@@ -383,6 +424,9 @@ impl Builder {
     }
 
     fn finish(mut self) -> ParticipantList {
+        for (d, (_, owner)) in std::mem::take(&mut self.seen) {
+            self.participants[owner].domains.push(d);
+        }
         let mut participants: Vec<Participant> = self
             .participants
             .into_iter()
