@@ -563,6 +563,44 @@ mod tests {
         assert!(list.warnings[1].message.contains("no domain"));
     }
 
+    /// Rows merge when their names are equal ignoring case as `str::to_lowercase` folds them (which
+    /// makes a word-final `Σ` a `ς`) and their org numbers are equal.
+    #[test]
+    fn rows_merge_by_name_ignoring_case_and_by_org_number() {
+        let list = build(
+            &recs(&[
+                HEADER,
+                &["Øst Bank AS", "", "a.no", "", ""],
+                &["ØST BANK as", "", "b.no", "", ""],
+                &["øst bank AS", "916960190", "c.no", "", ""],
+                &["ΟΔΟΣ", "", "d.no", "", ""],
+                &["Οδοσ", "", "e.no", "", ""],
+                &["οδος", "", "f.no", "", ""],
+            ]),
+            &ParseOptions::default(),
+        )
+        .unwrap();
+        let rows: Vec<(String, Vec<&str>)> = list
+            .participants
+            .iter()
+            .map(|p| {
+                (
+                    p.organization.clone(),
+                    p.domains.iter().map(|d| d.as_str()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("Øst Bank AS".to_string(), vec!["a.no", "b.no"]),
+                ("øst bank AS".to_string(), vec!["c.no"]),
+                ("ΟΔΟΣ".to_string(), vec!["d.no", "f.no"]),
+                ("Οδοσ".to_string(), vec!["e.no"]),
+            ]
+        );
+    }
+
     #[test]
     fn bad_cells_warn_with_line_numbers() {
         let list = build(
