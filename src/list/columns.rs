@@ -319,7 +319,7 @@ fn find_header(scan: &[Record]) -> Option<(usize, ColumnMap)> {
 }
 
 /// Maps each recognised header cell to its field; the first column wins for single-valued fields.
-pub fn map_header(cells: &[String]) -> ColumnMap {
+pub fn map_header(cells: &super::Cells) -> ColumnMap {
     let mut map = ColumnMap::default();
     for (i, cell) in cells.iter().enumerate() {
         if let Some(field) = classify(cell) {

@@ -160,7 +160,7 @@ fn table_rows(table: ElementRef) -> Vec<Record> {
             row.select(&cells)
                 .filter(|c| c.parent().map(|p| p.id()) == Some(row.id()))
                 .map(cell_text)
-                .collect::<Vec<String>>()
+                .collect::<crate::list::Cells>()
         })
         .enumerate()
         .map(|(i, cells)| Record {
