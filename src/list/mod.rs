@@ -233,6 +233,10 @@ pub fn build_noting(
         },
     );
     let mut b = Builder::new(opts.domain_rules);
+    // A row is about one participant and one domain: no map grows by rehashing.
+    b.seen.reserve(records.len());
+    b.by_key.reserve(records.len());
+    b.participants.reserve(records.len());
     if layout.guessed {
         b.warnings.push(Warning::general(format!(
             "no header row recognised; columns guessed from their contents: {} (set them with --columns)",
