@@ -256,23 +256,37 @@ pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Resul
             Some(_) => Some(renderer.context_for(to_render, input, &job.render)?),
             None => None,
         };
-        let mut files = Vec::new();
-        let mut warnings = Vec::new();
-        let mut digests = std::collections::BTreeMap::new();
-        for (out, key, digest, before, kept) in current {
-            let (change, file) = match (kept, before, &ctx) {
-                (Some(file), Some(bytes), _) => (FileChange::unchanged(out.clone(), bytes), file),
+        // Each output is rendered, checked, merged and compared on its own: the outputs are made side
+        // by side, one per core, and taken in their order (the first error in that order is the one
+        // reported).
+        let made = map_parallel(current, |(out, key, digest, before, kept)| {
+            let (change, file, warnings) = match (kept, before, &ctx) {
+                (Some(file), Some(bytes), _) => {
+                    (FileChange::unchanged(out.clone(), bytes), file, Vec::new())
+                }
                 (_, before, Some(ctx)) => {
                     let rendered = renderer.render_with(&out.target, ctx, &job.render)?;
                     files::check_no_markers(&rendered).map_err(anyhow::Error::msg)?;
                     let blocks = out.target.uses_managed_block();
-                    let after = files::merge_managed_bytes(before.as_deref(), &rendered, blocks);
-                    warnings.extend(files::shadowing_lines(out, &after, &rendered));
+                    let (after, merged_from) =
+                        files::merge_managed_owned(before.as_deref(), rendered, blocks);
+                    // A file that is the rendering whole has no line outside a block.
+                    let warnings = merged_from
+                        .map(|r| files::shadowing_lines(out, &after, &r))
+                        .unwrap_or_default();
                     let file = crate::journal::sha256_hex(&after);
-                    (FileChange::new(out.clone(), before, after), file)
+                    (FileChange::new(out.clone(), before, after), file, warnings)
                 }
                 _ => unreachable!("a context is made whenever an output is rendered"),
             };
+            anyhow::Ok((key, digest, change, file, warnings))
+        });
+        let mut files = Vec::new();
+        let mut warnings = Vec::new();
+        let mut digests = std::collections::BTreeMap::new();
+        for made in made {
+            let (key, digest, change, file, shadowing) = made?;
+            warnings.extend(shadowing);
             digests.insert(
                 key,
                 crate::state::Rendered {
@@ -321,6 +335,41 @@ pub fn prepare(job: &Job, from: ListFrom, log: &dyn Fn(String)) -> anyhow::Resul
         guard,
         config_warnings,
     })
+}
+
+/// `f` of every item, on up to as many threads as the machine has cores (one thread on one core), the
+/// results in the items' order.
+fn map_parallel<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len());
+    if threads <= 1 {
+        return items.into_iter().map(f).collect();
+    }
+    let items: Vec<Mutex<Option<T>>> = items.into_iter().map(|t| Mutex::new(Some(t))).collect();
+    let results: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(slot) = items.get(i) else { break };
+                let item = slot.lock().expect("no lock holder panics").take();
+                let r = f(item.expect("each item is taken once"));
+                *results[i].lock().expect("no lock holder panics") = Some(r);
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|m| {
+            m.into_inner().ok().flatten().expect(
+                "every item was mapped (a thread that panicked ends the scope with its panic)",
+            )
+        })
+        .collect()
 }
 
 /// The files a plan would write, warnings about them, and what each is rendered from.
