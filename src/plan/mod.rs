@@ -391,6 +391,18 @@ fn state_list(s: &mut State) -> ParticipantList {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Results come in the items' order whatever order the threads finish in.
+    #[test]
+    fn parallel_results_keep_the_items_order() {
+        let items: Vec<u64> = (0..40).collect();
+        let out = map_parallel(items.clone(), |i| {
+            std::thread::sleep(std::time::Duration::from_millis((40 - i) % 7));
+            i * 2
+        });
+        assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>());
+        assert_eq!(map_parallel(Vec::<u8>::new(), |i| i), Vec::<u8>::new());
+    }
     use crate::domain::{Domain, DomainRules};
     use crate::list::Participant;
 
