@@ -199,7 +199,7 @@ pub fn check_policy(text: &str, opts: &RenderOptions) -> Result<(), (usize, Stri
                 good = Some(value);
             }
         }
-        if !keys.insert(key, value) {
+        if !keys.insert(key) {
             return Err((
                 n,
                 format!("duplicate key `{key}` (postmap keeps only the first)"),
@@ -237,35 +237,48 @@ pub fn check_policy(text: &str, opts: &RenderOptions) -> Result<(), (usize, Stri
 }
 
 /// The keys of a table met so far, to find a duplicate: their 64-bit hashes in a set a quarter the size
-/// of one holding the keys (100,000 participants make ~230,000 keys), a repeated hash confirmed against
-/// the keys themselves; and each key's value, in order.
+/// of one holding the keys (100,000 participants make ~230,000 keys). A repeated hash is confirmed
+/// against the entries above it in the text itself, and values are looked up there: nothing per key is
+/// held but its hash.
 struct Keys<'t> {
     hashes: HashSet<u64>,
     hasher: foldhash::fast::RandomState,
-    entries: Vec<(&'t str, &'t str)>,
+    text: &'t str,
 }
 
 impl<'t> Keys<'t> {
-    fn new(text: &str) -> Keys<'t> {
+    fn new(text: &'t str) -> Keys<'t> {
         let mut hashes = HashSet::default();
         hashes.reserve(text.len() / 64);
         Keys {
             hashes,
             hasher: Default::default(),
-            entries: Vec::new(),
+            text,
         }
     }
 
-    /// Adds `key` with its value; false when the key is there already.
-    fn insert(&mut self, key: &'t str, value: &'t str) -> bool {
-        use std::hash::BuildHasher;
-        let fresh = self.hashes.insert(self.hasher.hash_one(key))
-            || !self.entries.iter().any(|(k, _)| *k == key);
-        self.entries.push((key, value));
-        fresh
+    /// The entries of the text's first `end` bytes.
+    fn entries(&self, end: usize) -> impl Iterator<Item = (&'t str, &'t str)> {
+        super::data_lines(&self.text[..end]).filter_map(|(_, l)| split_entry(l))
     }
 
-    /// The values of those `wanted` keys that are in the table.
+    /// Where `key` starts in the text, when it is a slice of it (else the text's end).
+    fn offset(&self, key: &str) -> usize {
+        (key.as_ptr() as usize)
+            .checked_sub(self.text.as_ptr() as usize)
+            .filter(|n| *n <= self.text.len() && self.text.is_char_boundary(*n))
+            .unwrap_or(self.text.len())
+    }
+
+    /// Adds `key`, a key of a line of the text; false when a line above has it already.
+    fn insert(&mut self, key: &'t str) -> bool {
+        use std::hash::BuildHasher;
+        // Every line above the key's own was read as an entry already.
+        self.hashes.insert(self.hasher.hash_one(key))
+            || !self.entries(self.offset(key)).any(|(k, _)| k == key)
+    }
+
+    /// The values of those `wanted` keys that are in the text (the first entry of each).
     fn values_of<'w>(
         &self,
         wanted: impl Iterator<Item = &'w str>,
@@ -275,9 +288,9 @@ impl<'t> Keys<'t> {
             return Default::default();
         }
         let mut found = foldhash::HashMap::default();
-        for (k, v) in &self.entries {
+        for (k, v) in self.entries(self.text.len()) {
             if wanted.contains(k) {
-                found.entry(*k).or_insert(*v);
+                found.entry(k).or_insert(v);
             }
         }
         found
@@ -295,7 +308,7 @@ pub fn check_senders(text: &str) -> Result<(), (usize, String)> {
         if value != "reject_plaintext_session" {
             return Err((n, format!("unexpected action `{value}`")));
         }
-        if !seen.insert(key, value) {
+        if !seen.insert(key) {
             return Err((n, format!("duplicate key `{key}`")));
         }
         if !key.is_ascii() {
@@ -381,14 +394,20 @@ mod tests {
     #[test]
     fn a_repeated_hash_alone_is_no_duplicate() {
         use std::hash::BuildHasher;
-        let mut keys = Keys::new("");
+        let text = "b.no verify\na.no verify\nb.no dane-only\n";
+        let key = |n: usize| text.lines().nth(n).unwrap().split(' ').next().unwrap();
+        let mut keys = Keys::new(text);
         let h = keys.hasher.hash_one("b.no");
         keys.hashes.insert(h);
-        assert!(keys.insert("b.no", "verify"), "only the hash was there");
-        assert!(keys.insert("a.no", "verify"));
-        assert!(!keys.insert("b.no", "verify"), "now the key is");
-        let found = keys.values_of(["a.no", "c.no"].into_iter());
-        assert_eq!(found.get("a.no"), Some(&"verify"));
+        assert!(keys.insert(key(0)), "only the hash was there");
+        assert!(keys.insert(key(1)));
+        assert!(!keys.insert(key(2)), "now the key is");
+        let found = keys.values_of(["b.no", "c.no"].into_iter());
+        assert_eq!(
+            found.get("b.no"),
+            Some(&"verify"),
+            "the first entry's value"
+        );
         assert_eq!(found.get("c.no"), None);
     }
 
